@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Builds the e2e control plane's tools from pinned Go modules into a cache directory keyed by
+# version, skipping whatever is already there:
+#   $KOTEL_E2E_CACHE/k8s-v<ver>/{kube-apiserver,kube-controller-manager,kube-scheduler[,kubectl]}
+#   $KOTEL_E2E_CACHE/etcd-v<ver>/etcd   $KOTEL_E2E_CACHE/kwok-v<ver>/kwok   $KOTEL_E2E_CACHE/helm-v<ver>/helm
+# Needs only the Go toolchain (>= 1.26 for helm/etcd as pinned) and the Go module proxy.
+# kubectl is built too when no kubectl >= 1.30 is on PATH (or E2E_BUILD_KUBECTL=1).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+command -v go >/dev/null || e2e_die "the Go toolchain is required (https://go.dev/dl); 'go' is not on PATH"
+mkdir -p "$KOTEL_E2E_CACHE"
+exec 9>"$KOTEL_E2E_CACHE/.build.lock"
+flock 9 || true   # one build at a time (cluster-up and make e2e-tools may race)
+
+export GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-local} CGO_ENABLED=0
+NICE=(nice -n "${E2E_NICE:-10}")
+SRC=$KOTEL_E2E_CACHE/src          # wrapper modules (kept: their go.sum makes rebuilds cheap)
+TIMES=$KOTEL_E2E_CACHE/build-times.log
+total_start=$(date +%s)
+built_any=0
+
+# timed NAME CMD...: run a build step, log its wall time.
+timed() {
+  local name=$1 start; shift
+  start=$(date +%s)
+  e2e_log "building $name ..."
+  if ! "$@"; then e2e_die "building $name failed (see the go output above)"; fi
+  local secs=$(( $(date +%s) - start ))
+  e2e_log "built $name in ${secs}s"
+  echo "$(date -u +%FT%TZ) $name ${secs}s" >>"$TIMES"
+  built_any=1
+}
+
+# wrapper DIR MODULE: a fresh wrapper module directory.
+wrapper() {
+  local dir=$1 mod=$2
+  mkdir -p "$dir"
+  if [[ ! -f $dir/go.mod ]]; then (cd "$dir" && go mod init "$mod" >/dev/null 2>&1); fi
+}
+
+# install OUTDIR: move a staging dir into place atomically so half-built dirs never count.
+finish() { local out=$1; rm -rf "$out"; mv "$out.tmp" "$out"; }
+
+want_kubectl=0
+if [[ ${E2E_BUILD_KUBECTL:-0} == 1 ]]; then want_kubectl=1
+elif [[ -z $(E2E_K8S_BIN=/nonexistent e2e_kubectl) ]]; then want_kubectl=1; fi
+
+# --- kube-apiserver, kube-controller-manager, kube-scheduler (+ kubectl) -----------------------
+build_k8s() {
+  local ver=$E2E_K8S_VERSION minor staging dir out=$E2E_K8S_BIN
+  minor=$(cut -d. -f2 <<<"$ver"); staging="v0.${ver#1.}"
+  dir=$SRC/k8s-v$ver; wrapper "$dir" kotel.local/e2e/k8sbins
+  cd "$dir"
+  local gomod
+  gomod=$(go mod download -json "k8s.io/kubernetes@v$ver" | sed -n 's/.*"GoMod": "\(.*\)",*$/\1/p')
+  [[ -f $gomod ]] || e2e_die "could not download k8s.io/kubernetes@v$ver from the module proxy"
+  # Every staging module the real go.mod requires at the fake v0.0.0 gets its published tag.
+  local m
+  for m in $(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" {print $1}' "$gomod"); do
+    go mod edit -replace="$m=$m@$staging"
+  done
+  go get "k8s.io/kubernetes@v$ver"
+  local ld="-s -w" p date
+  date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=v$ver -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+    ld+=" -X $p.gitCommit=0000000000000000000000000000000000000000 -X $p.buildDate=$date"
+  done
+  mkdir -p "$out.tmp"
+  local c
+  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+    timed "$c v$ver" "${NICE[@]}" go build -trimpath -tags=selinux,notest,grpcnotrace -ldflags "$ld" \
+      -o "$out.tmp/$c" "k8s.io/kubernetes/cmd/$c"
+  done
+  if [[ $want_kubectl == 1 ]]; then
+    timed "kubectl v$ver" "${NICE[@]}" go build -trimpath -ldflags "$ld" -o "$out.tmp/kubectl" k8s.io/kubernetes/cmd/kubectl
+  fi
+  "$out.tmp/kube-apiserver" --version
+  finish "$out"
+}
+
+# --- etcd (wrapper around go.etcd.io/etcd/server/v3, whose own go.mod has replaces) -----------
+build_etcd() {
+  local ver=$E2E_ETCD_VERSION dir out=$E2E_ETCD_BIN
+  dir=$SRC/etcd-v$ver; wrapper "$dir" kotel.local/e2e/etcd
+  cd "$dir"
+  go get "go.etcd.io/etcd/server/v3@v$ver"
+  mkdir -p "$out.tmp"
+  timed "etcd v$ver" "${NICE[@]}" go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
+  "$out.tmp/etcd" --version | head -1
+  finish "$out"
+}
+
+# --- kwok (no replace directives: go install works) -------------------------------------------
+build_kwok() {
+  local ver=$E2E_KWOK_VERSION out=$E2E_KWOK_BIN
+  mkdir -p "$out.tmp"
+  timed "kwok v$ver" env GOBIN="$out.tmp" "${NICE[@]}" go install -trimpath -ldflags "-s -w" \
+    "sigs.k8s.io/kwok/cmd/kwok@v$ver"
+  finish "$out"
+}
+
+# --- helm v3 -------------------------------------------------------------------------------------
+build_helm() {
+  local ver=$E2E_HELM_VERSION out=$E2E_HELM_BIN
+  mkdir -p "$out.tmp"
+  timed "helm v$ver" env GOBIN="$out.tmp" "${NICE[@]}" go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$ver -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+    "helm.sh/helm/v3/cmd/helm@v$ver"
+  "$out.tmp/helm" version --short
+  finish "$out"
+}
+
+k8s_done() {
+  [[ -x $E2E_K8S_BIN/kube-apiserver && -x $E2E_K8S_BIN/kube-controller-manager && -x $E2E_K8S_BIN/kube-scheduler ]] \
+    && { [[ $want_kubectl == 0 ]] || [[ -x $E2E_K8S_BIN/kubectl ]]; }
+}
+
+# Sequential on purpose: these builds are memory- and CPU-heavy, and others share the cores.
+k8s_done                     || (build_k8s)
+[[ -x $E2E_ETCD_BIN/etcd ]]  || (build_etcd)
+[[ -x $E2E_KWOK_BIN/kwok ]]  || (build_kwok)
+[[ -x $E2E_HELM_BIN/helm ]]  || (build_helm)
+
+secs=$(( $(date +%s) - total_start ))
+e2e_log "tools ready in $KOTEL_E2E_CACHE (${secs}s)"
+echo "$(date -u +%FT%TZ) build-tools total ${secs}s" >>"$TIMES"

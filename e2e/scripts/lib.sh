@@ -1,0 +1,33 @@
+# Shared settings for the e2e scripts: pinned tool versions and where things live.
+# Sourced, not executed. Every value can be overridden from the environment.
+
+E2E_K8S_VERSION=${E2E_K8S_VERSION:-1.33.13}   # matches k8s-openapi feature v1_33
+E2E_ETCD_VERSION=${E2E_ETCD_VERSION:-3.6.16}
+E2E_KWOK_VERSION=${E2E_KWOK_VERSION:-0.7.0}   # 0.7 has built-in node/pod stages; 0.8 needs stage configs
+E2E_HELM_VERSION=${E2E_HELM_VERSION:-3.22.0}
+
+KOTEL_E2E_CACHE=${KOTEL_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kotel-e2e}
+E2E_REPO_ROOT=${E2E_REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+E2E_DIR=${E2E_DIR:-$E2E_REPO_ROOT/.e2e}
+
+E2E_K8S_BIN=$KOTEL_E2E_CACHE/k8s-v$E2E_K8S_VERSION
+E2E_ETCD_BIN=$KOTEL_E2E_CACHE/etcd-v$E2E_ETCD_VERSION
+E2E_KWOK_BIN=$KOTEL_E2E_CACHE/kwok-v$E2E_KWOK_VERSION
+E2E_HELM_BIN=$KOTEL_E2E_CACHE/helm-v$E2E_HELM_VERSION
+
+e2e_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+e2e_die() { printf '[%s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 1; }
+
+# kubectl: the one on PATH when it is new enough (>= 1.30), else the one build-tools.sh built.
+e2e_kubectl() {
+  if [[ -n ${E2E_KUBECTL:-} ]]; then echo "$E2E_KUBECTL"; return; fi
+  local k
+  k=$(command -v kubectl 2>/dev/null || true)
+  if [[ -n $k ]]; then
+    local minor
+    minor=$("$k" version --client -o json 2>/dev/null | sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' | head -1)
+    if [[ -n $minor && $minor -ge 30 ]]; then echo "$k"; return; fi
+  fi
+  if [[ -x $E2E_K8S_BIN/kubectl ]]; then echo "$E2E_K8S_BIN/kubectl"; return; fi
+  echo ""
+}
