@@ -1,0 +1,52 @@
+//! `otlp` (new name `otlp_grpc`) exporter: OTLP over gRPC.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Headers, QueueConfig, RetryConfig, TlsClientConfig, check_compression};
+use crate::duration;
+use crate::error::ConfigError;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpExporterConfig {
+    /// `host:port` or a URL; required.
+    pub endpoint: String,
+    /// Default `gzip`.
+    pub compression: String,
+    pub tls: TlsClientConfig,
+    pub headers: Headers,
+    /// Per attempt; default 5s.
+    #[serde(deserialize_with = "duration::de")]
+    pub timeout: Duration,
+    pub retry_on_failure: RetryConfig,
+    pub sending_queue: QueueConfig,
+    pub balancer_name: Option<String>,
+    pub wait_for_ready: bool,
+}
+
+impl Default for OtlpExporterConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            compression: "gzip".into(),
+            tls: TlsClientConfig::default(),
+            headers: Headers::new(),
+            timeout: Duration::from_secs(5),
+            retry_on_failure: RetryConfig::default(),
+            sending_queue: QueueConfig::default(),
+            balancer_name: None,
+            wait_for_ready: false,
+        }
+    }
+}
+
+impl OtlpExporterConfig {
+    pub(crate) fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        if self.endpoint.is_empty() {
+            return Err(ConfigError::new(format!("{path}.endpoint"), "required"));
+        }
+        check_compression(path, &self.compression)
+    }
+}

@@ -1,0 +1,4 @@
+//! Extension configs.
+
+pub mod file_storage;
+pub mod health_check;

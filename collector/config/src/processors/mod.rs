@@ -1,0 +1,5 @@
+//! Processor configs.
+
+pub mod batch;
+pub mod k8sattributes;
+pub mod memory_limiter;

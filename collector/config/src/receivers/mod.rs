@@ -1,0 +1,5 @@
+//! Receiver configs.
+
+pub mod filelog;
+pub mod kubeletstats;
+pub mod otlp;
