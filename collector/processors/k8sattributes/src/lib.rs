@@ -1,0 +1,1 @@
+//! kotel-k8sattributes (being written).

@@ -1,0 +1,1 @@
+//! kotel-filelog (being written).

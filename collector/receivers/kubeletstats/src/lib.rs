@@ -1,0 +1,1 @@
+//! kotel-kubeletstats (being written).
