@@ -88,7 +88,7 @@ build_etcd() {
   go get "go.etcd.io/etcd/server/v3@v$ver"
   mkdir -p "$out.tmp"
   timed "etcd v$ver" "${NICE[@]}" go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
-  "$out.tmp/etcd" --version | head -1
+  "$out.tmp/etcd" --version
   finish "$out"
 }
 
