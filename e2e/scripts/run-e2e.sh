@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The end-to-end suite. Against $KUBECONFIG when it is set (any cluster: kind, a real one);
+# otherwise starts the local control plane (cluster-up.sh) and uses .e2e/kubeconfig.
+# E2E_KEEP_CLUSTER=0 stops a cluster this script started when the suite ends (default: keep it,
+# so reruns are fast; `make cluster-down` stops it).
+# Extra arguments go to the test binary, e.g. `run-e2e.sh daemonset` to run matching tests.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$E2E_REPO_ROOT"
+
+started=0
+if [[ -z ${KUBECONFIG:-} ]]; then
+  bash e2e/scripts/cluster-up.sh
+  export KUBECONFIG=$E2E_DIR/kubeconfig
+  started=1
+  if [[ ${E2E_KEEP_CLUSTER:-1} == 0 ]]; then trap 'bash e2e/scripts/cluster-down.sh' EXIT; fi
+fi
+# Tools the tests shell out to: kubectl (PATH or built) and helm (built).
+E2E_KUBECTL=${E2E_KUBECTL:-$(e2e_kubectl)}
+[[ -n $E2E_KUBECTL ]] || e2e_die "no kubectl >= 1.30 (run: E2E_BUILD_KUBECTL=1 make e2e-tools)"
+export E2E_KUBECTL
+if [[ -z ${E2E_HELM:-} ]]; then
+  if [[ ! -x $E2E_HELM_BIN/helm ]] && ! command -v helm >/dev/null; then bash e2e/scripts/build-tools.sh; fi
+  if [[ -x $E2E_HELM_BIN/helm ]]; then E2E_HELM=$E2E_HELM_BIN/helm; else E2E_HELM=$(command -v helm); fi
+fi
+export E2E_HELM
+
+e2e_log "e2e against $KUBECONFIG ($("$E2E_KUBECTL" version 2>/dev/null | grep -i server || echo 'server version unknown'))"
+# The suite runs the operator binary from target/; build it first so its build time is not
+# charged to the first test's deadline.
+cargo build -p kotel-operator
+export E2E_OPERATOR_BIN=${E2E_OPERATOR_BIN:-$E2E_REPO_ROOT/target/debug/kotel-operator}
+start=$(date +%s)
+cargo test -p kotel-e2e --features e2e -- --test-threads=1 --nocapture "$@"
+e2e_log "e2e suite passed in $(( $(date +%s) - start ))s (cluster started by this run: $([[ $started == 1 ]] && echo yes || echo no))"
