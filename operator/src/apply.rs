@@ -1,0 +1,309 @@
+//! Apply: make the cluster match the built children with server-side apply under one field
+//! manager, then prune what is no longer wanted.
+//!
+//! Each child is read first and only written when some desired field differs from what the
+//! cluster has, so a steady state costs reads and no writes.
+
+use std::fmt::Debug;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tracing::{debug, info};
+
+use crate::build::Children;
+use crate::names::{LABEL_MANAGED_BY, MANAGER, Names};
+use crate::validate::Validated;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{verb} {kind} {name}: {source}")]
+pub struct ApplyError {
+    pub verb: &'static str,
+    pub kind: &'static str,
+    pub name: String,
+    #[source]
+    pub source: kube::Error,
+}
+
+/// What an apply did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Objects created, patched or deleted.
+    pub writes: usize,
+    /// The DaemonSet as the cluster has it after the apply (for status).
+    pub daemon_set: Option<DaemonSet>,
+    /// Whether a new ConfigMap (a new config) was written.
+    pub new_config: bool,
+}
+
+/// Whether every field of `desired` is already present, with the same value, in `observed`.
+/// Fields the API server adds (defaults, status, managedFields) do not matter; empty lists and
+/// maps in `desired` match missing ones, as the API server drops them.
+pub fn is_subset(desired: &Value, observed: &Value) -> bool {
+    match (desired, observed) {
+        (Value::Object(d), Value::Object(o)) => d.iter().all(|(k, dv)| match o.get(k) {
+            Some(ov) => is_subset(dv, ov),
+            None => is_empty(dv),
+        }),
+        (Value::Object(d), Value::Null) => d.values().all(is_empty),
+        (Value::Array(d), Value::Array(o)) => {
+            d.len() == o.len() && d.iter().zip(o).all(|(dv, ov)| is_subset(dv, ov))
+        }
+        (Value::Array(d), Value::Null) => d.is_empty(),
+        (d, o) => d == o,
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_empty),
+        _ => false,
+    }
+}
+
+/// Reads one object and applies `desired` only when it differs. Returns the object as the
+/// cluster has it, and whether it was written.
+async fn ensure<K>(api: &Api<K>, desired: &K) -> Result<(K, bool), ApplyError>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let name = desired.name_any();
+    let err = |verb, source| ApplyError {
+        verb,
+        kind: kind_of::<K>(),
+        name: name.clone(),
+        source,
+    };
+    let observed = api.get_opt(&name).await.map_err(|e| err("get", e))?;
+    if let Some(observed) = observed {
+        let d = serde_json::to_value(desired).expect("k8s objects serialize");
+        let o = serde_json::to_value(&observed).expect("k8s objects serialize");
+        if is_subset(&d, &o) {
+            debug!(kind = kind_of::<K>(), %name, "up to date");
+            return Ok((observed, false));
+        }
+    }
+    let params = PatchParams::apply(MANAGER).force();
+    let applied = api
+        .patch(&name, &params, &Patch::Apply(desired))
+        .await
+        .map_err(|e| err("apply", e))?;
+    info!(kind = kind_of::<K>(), %name, "applied");
+    Ok((applied, true))
+}
+
+/// Deletes `name` if it exists and carries our `managed-by` label (never someone else's object).
+async fn remove<K>(api: &Api<K>, name: &str) -> Result<bool, ApplyError>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
+{
+    let err = |verb, source| ApplyError {
+        verb,
+        kind: kind_of::<K>(),
+        name: name.to_string(),
+        source,
+    };
+    let Some(observed) = api.get_opt(name).await.map_err(|e| err("get", e))? else {
+        return Ok(false);
+    };
+    if observed.labels().get(LABEL_MANAGED_BY).map(String::as_str) != Some(MANAGER) {
+        return Ok(false);
+    }
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {
+            info!(kind = kind_of::<K>(), %name, "deleted");
+            Ok(true)
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(err("delete", e)),
+    }
+}
+
+async fn ensure_or_remove<K>(
+    api: &Api<K>,
+    desired: Option<&K>,
+    name: &str,
+    applied: &mut Applied,
+) -> Result<Option<K>, ApplyError>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+{
+    match desired {
+        Some(d) => {
+            let (obj, wrote) = ensure(api, d).await?;
+            applied.writes += usize::from(wrote);
+            Ok(Some(obj))
+        }
+        None => {
+            applied.writes += usize::from(remove(api, name).await?);
+            Ok(None)
+        }
+    }
+}
+
+fn kind_of<K: Resource<DynamicType = ()>>() -> &'static str {
+    // Kinds of k8s-openapi types are static strings; leak nothing by matching the known ones.
+    match K::kind(&()).as_ref() {
+        "ServiceAccount" => "ServiceAccount",
+        "ConfigMap" => "ConfigMap",
+        "ClusterRole" => "ClusterRole",
+        "ClusterRoleBinding" => "ClusterRoleBinding",
+        "DaemonSet" => "DaemonSet",
+        "Service" => "Service",
+        _ => "Object",
+    }
+}
+
+/// Applies every child in dependency order (identity and config before the pods that use them),
+/// then prunes ConfigMaps beyond the retention and children no longer wanted.
+pub async fn apply(client: &Client, v: &Validated, c: &Children) -> Result<Applied, ApplyError> {
+    let ns = v.names.namespace.as_str();
+    let mut applied = Applied::default();
+
+    let sa_api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    ensure_or_remove(
+        &sa_api,
+        c.service_account.as_ref(),
+        &v.names.collector(),
+        &mut applied,
+    )
+    .await?;
+
+    let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let (_, wrote) = ensure(&cm_api, &c.config_map).await?;
+    applied.writes += usize::from(wrote);
+    applied.new_config = wrote;
+
+    let cr_api: Api<ClusterRole> = Api::all(client.clone());
+    ensure_or_remove(
+        &cr_api,
+        c.cluster_role.as_ref(),
+        &v.names.cluster_role(),
+        &mut applied,
+    )
+    .await?;
+    let crb_api: Api<ClusterRoleBinding> = Api::all(client.clone());
+    ensure_or_remove(
+        &crb_api,
+        c.cluster_role_binding.as_ref(),
+        &v.names.cluster_role_binding(),
+        &mut applied,
+    )
+    .await?;
+
+    let svc_api: Api<Service> = Api::namespaced(client.clone(), ns);
+    ensure_or_remove(
+        &svc_api,
+        c.service.as_ref(),
+        &v.names.collector(),
+        &mut applied,
+    )
+    .await?;
+    ensure_or_remove(
+        &svc_api,
+        c.monitoring_service.as_ref(),
+        &v.names.monitoring_service(),
+        &mut applied,
+    )
+    .await?;
+
+    let ds_api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
+    let (ds, wrote) = ensure(&ds_api, &c.daemon_set).await?;
+    applied.writes += usize::from(wrote);
+    applied.daemon_set = Some(ds);
+
+    applied.writes += prune_config_maps(
+        &cm_api,
+        &v.names,
+        &c.config_map.name_any(),
+        v.config_versions,
+    )
+    .await?;
+    Ok(applied)
+}
+
+/// Keeps the current ConfigMap and the `keep` newest others (so a rollback has its config);
+/// deletes the rest.
+async fn prune_config_maps(
+    api: &Api<ConfigMap>,
+    names: &Names,
+    current: &str,
+    keep: usize,
+) -> Result<usize, ApplyError> {
+    let list = api
+        .list(&ListParams::default().labels(&names.selector_string()))
+        .await
+        .map_err(|source| ApplyError {
+            verb: "list",
+            kind: "ConfigMap",
+            name: names.selector_string(),
+            source,
+        })?;
+    let mut old: Vec<ConfigMap> = list
+        .items
+        .into_iter()
+        .filter(|cm| cm.name_any() != current)
+        .collect();
+    // Newest first; names break ties so the choice is stable.
+    old.sort_by(|a, b| {
+        b.creation_timestamp()
+            .cmp(&a.creation_timestamp())
+            .then_with(|| a.name_any().cmp(&b.name_any()))
+    });
+    let mut deleted = 0;
+    for cm in old.iter().skip(keep) {
+        deleted += usize::from(remove(api, &cm.name_any()).await?);
+    }
+    Ok(deleted)
+}
+
+/// Removes the cluster-scoped children (the finalizer's job); idempotent.
+pub async fn remove_cluster_children(client: &Client, names: &Names) -> Result<(), ApplyError> {
+    let crb_api: Api<ClusterRoleBinding> = Api::all(client.clone());
+    remove(&crb_api, &names.cluster_role_binding()).await?;
+    let cr_api: Api<ClusterRole> = Api::all(client.clone());
+    remove(&cr_api, &names.cluster_role()).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subset_ignores_server_added_fields() {
+        let desired = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"ports": [{"port": 1}]}});
+        let observed = json!({
+            "metadata": {"name": "a", "labels": {"x": "1"}, "resourceVersion": "7", "managedFields": []},
+            "spec": {"ports": [{"port": 1, "protocol": "TCP"}], "clusterIP": "10.0.0.1"},
+            "status": {}
+        });
+        assert!(is_subset(&desired, &observed));
+    }
+
+    #[test]
+    fn subset_sees_changes() {
+        let desired = json!({"spec": {"ports": [{"port": 2}]}});
+        let observed = json!({"spec": {"ports": [{"port": 1}]}});
+        assert!(!is_subset(&desired, &observed));
+        let more = json!({"spec": {"ports": [{"port": 1}, {"port": 2}]}});
+        assert!(!is_subset(&more, &observed));
+        assert!(!is_subset(&json!({"data": {"k": "v"}}), &json!({})));
+    }
+
+    #[test]
+    fn empty_desired_matches_missing() {
+        assert!(is_subset(
+            &json!({"spec": {"env": [], "x": {}}}),
+            &json!({"spec": {}})
+        ));
+    }
+}

@@ -1,0 +1,87 @@
+//! The receiver Service (node-local traffic) and the monitoring Service.
+
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::namespaced_meta;
+use crate::validate::Validated;
+
+/// Receiver ports: `spec.ports` first, then ports inferred from the receivers. An inferred port
+/// whose number is taken is dropped; one whose name is taken is renamed `port-<n>` (upstream).
+pub fn service_ports(v: &Validated) -> Vec<ServicePort> {
+    let mut ports: Vec<ServicePort> = v
+        .spec
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| ServicePort {
+            name: p.name.clone(),
+            port: p.port,
+            protocol: Some(p.protocol.clone().unwrap_or_else(|| "TCP".to_string())),
+            app_protocol: p.app_protocol.clone(),
+            target_port: Some(p.target_port.clone().unwrap_or(IntOrString::Int(p.port))),
+            node_port: p.node_port,
+        })
+        .collect();
+    for inferred in &v.facts.ports {
+        let port = i32::from(inferred.port);
+        if ports.iter().any(|p| p.port == port) {
+            continue;
+        }
+        let name = if ports
+            .iter()
+            .any(|p| p.name.as_deref() == Some(inferred.name.as_str()))
+        {
+            format!("port-{port}")
+        } else {
+            inferred.name.clone()
+        };
+        ports.push(ServicePort {
+            name: Some(name),
+            port,
+            protocol: Some("TCP".to_string()),
+            app_protocol: inferred.app_protocol.clone(),
+            target_port: Some(IntOrString::Int(port)),
+            node_port: None,
+        });
+    }
+    ports
+}
+
+/// `<name>-collector`: `None` without ports. Traffic stays on the node it arrived at, so an app
+/// sends to the collector of its own node (`internalTrafficPolicy: Local`).
+pub fn collector_service(v: &Validated) -> Option<Service> {
+    let ports = service_ports(v);
+    (!ports.is_empty()).then(|| Service {
+        metadata: namespaced_meta(v, v.names.collector()),
+        spec: Some(ServiceSpec {
+            internal_traffic_policy: Some("Local".to_string()),
+            ports: Some(ports),
+            selector: Some(v.names.selector_labels()),
+            type_: Some("ClusterIP".to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// `<name>-collector-monitoring`: the collector's own metrics; `None` when they are off.
+pub fn monitoring_service(v: &Validated) -> Option<Service> {
+    let port = i32::from(v.facts.metrics_port?);
+    Some(Service {
+        metadata: namespaced_meta(v, v.names.monitoring_service()),
+        spec: Some(ServiceSpec {
+            ports: Some(vec![ServicePort {
+                name: Some("monitoring".to_string()),
+                port,
+                protocol: Some("TCP".to_string()),
+                target_port: Some(IntOrString::Int(port)),
+                ..Default::default()
+            }]),
+            selector: Some(v.names.selector_labels()),
+            type_: Some("ClusterIP".to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}

@@ -1,0 +1,79 @@
+//! `kotel-operator crd` prints the CustomResourceDefinition; `kotel-operator run` runs the
+//! controller. Only wiring lives here.
+
+use clap::{Parser, Subcommand};
+use kotel_operator::run::{LogFormat, RunOptions};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Kubernetes operator for OpenTelemetryCollector resources (kotelcol DaemonSets)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the OpenTelemetryCollector CustomResourceDefinition as YAML.
+    Crd,
+    /// Run the controller until SIGTERM.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Namespaces to watch (comma-separated); all namespaces when empty.
+    #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: std::net::SocketAddr,
+    /// Elect a leader through a Lease so several replicas are safe.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Namespace of the leader Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kotel-system")]
+    lease_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "kotel-operator-leader")]
+    lease_name: String,
+    /// This replica's identity in the Lease (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Collector image for resources without spec.image.
+    #[arg(long, env = "COLLECTOR_IMAGE")]
+    collector_image: Option<String>,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log_level: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => {
+            print!("{}", kotel_operator::crd::crd_yaml());
+            Ok(())
+        }
+        Command::Run(a) => {
+            kotel_operator::run::init_logging(a.log_format, &a.log_level)?;
+            kotel_operator::run::run(RunOptions {
+                namespaces: a.namespaces.into_iter().filter(|n| !n.is_empty()).collect(),
+                http_addr: a.http_addr,
+                leader_election: a.leader_election,
+                lease_namespace: a.lease_namespace,
+                lease_name: a.lease_name,
+                identity: a.identity,
+                collector_image: a.collector_image,
+            })
+            .await?;
+            Ok(())
+        }
+    }
+}

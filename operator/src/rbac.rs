@@ -1,0 +1,277 @@
+//! Which cluster permissions a collector config needs: kotel-config says what each component is
+//! configured to do, this module decides the RBAC rules for it.
+//!
+//! Only components that run count: receivers and processors referenced by a pipeline. The result
+//! is merged and sorted so the ClusterRole is byte-for-byte stable.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::rbac::v1::PolicyRule;
+use kotel_config::processors::k8sattributes::{FieldFrom, K8sAttributesConfig};
+use kotel_config::receivers::kubeletstats::{AuthType, KubeletStatsConfig};
+use kotel_config::{Config, ProcessorConfig, ReceiverConfig};
+
+/// The kubelet resource that authorizes its `/pods` endpoint: `nodes/pods` with fine-grained
+/// kubelet authorization (Kubernetes 1.33+, on by default), `nodes/proxy` before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KubeletPodsResource {
+    #[default]
+    NodesPods,
+    NodesProxy,
+}
+
+impl KubeletPodsResource {
+    /// From the API server's minor version.
+    pub fn for_minor_version(minor: u32) -> Self {
+        if minor >= 33 {
+            Self::NodesPods
+        } else {
+            Self::NodesProxy
+        }
+    }
+
+    fn resource(self) -> &'static str {
+        match self {
+            Self::NodesPods => "nodes/pods",
+            Self::NodesProxy => "nodes/proxy",
+        }
+    }
+}
+
+const READ: &[&str] = &["get", "list", "watch"];
+const GET: &[&str] = &["get"];
+
+/// (apiGroup, resource) → verbs.
+#[derive(Default)]
+struct RuleSet(BTreeMap<(String, String), BTreeSet<String>>);
+
+impl RuleSet {
+    fn grant(&mut self, group: &str, resource: &str, verbs: &[&str]) {
+        self.0
+            .entry((group.to_string(), resource.to_string()))
+            .or_default()
+            .extend(verbs.iter().map(|v| v.to_string()));
+    }
+
+    /// One rule per (apiGroup, verbs), resources sorted.
+    fn into_rules(self) -> Vec<PolicyRule> {
+        let mut grouped: BTreeMap<(String, Vec<String>), BTreeSet<String>> = BTreeMap::new();
+        for ((group, resource), verbs) in self.0 {
+            grouped
+                .entry((group, verbs.into_iter().collect()))
+                .or_default()
+                .insert(resource);
+        }
+        grouped
+            .into_iter()
+            .map(|((group, verbs), resources)| PolicyRule {
+                api_groups: Some(vec![group]),
+                resources: Some(resources.into_iter().collect()),
+                verbs,
+                ..Default::default()
+            })
+            .collect()
+    }
+}
+
+/// The rules the running components of `config` need; empty means no ClusterRole.
+pub fn rules_for(config: &Config, pods_resource: KubeletPodsResource) -> Vec<PolicyRule> {
+    let mut rules = RuleSet::default();
+    for (_, receiver) in config.active_receivers() {
+        if let ReceiverConfig::KubeletStats(c) = receiver {
+            kubeletstats(c, pods_resource, &mut rules);
+        }
+    }
+    for (_, processor) in config.active_processors() {
+        if let ProcessorConfig::K8sAttributes(c) = processor {
+            k8sattributes(c, &mut rules);
+        }
+    }
+    rules.into_rules()
+}
+
+fn k8sattributes(c: &K8sAttributesConfig, rules: &mut RuleSet) {
+    // Passthrough only tags the connection's IP: no API calls at all.
+    if c.passthrough {
+        return;
+    }
+    rules.grant("", "pods", READ);
+    rules.grant("", "namespaces", READ);
+    let metadata = &c.extract;
+    // The deployment is found through the pod's ReplicaSet, unless its name is derived from the
+    // ReplicaSet name (which the pod's owner reference already carries).
+    let deployment_uid = metadata.wants("k8s.deployment.uid");
+    let deployment_name = (metadata.wants("k8s.deployment.name") || metadata.wants("service.name"))
+        && !metadata.deployment_name_from_replicaset;
+    if deployment_uid || deployment_name {
+        rules.grant("apps", "replicasets", READ);
+    }
+    // A CronJob is found through the pod's Job.
+    if metadata.wants("k8s.cronjob.name") {
+        rules.grant("batch", "jobs", READ);
+    }
+    // `k8s.node.name` comes from the pod spec; anything else about the node needs the Node.
+    if metadata.wants("k8s.node.uid") || c.extracts_from(FieldFrom::Node) {
+        rules.grant("", "nodes", READ);
+    }
+}
+
+/// Utilization metrics that need the pods' resource specs from the kubelet's `/pods`.
+const POD_SPEC_METRICS: &[&str] = &[
+    "k8s.container.cpu_limit_utilization",
+    "k8s.container.cpu_request_utilization",
+    "k8s.container.memory_limit_utilization",
+    "k8s.container.memory_request_utilization",
+    "k8s.pod.cpu_limit_utilization",
+    "k8s.pod.cpu_request_utilization",
+    "k8s.pod.memory_limit_utilization",
+    "k8s.pod.memory_request_utilization",
+];
+
+fn kubeletstats(c: &KubeletStatsConfig, pods: KubeletPodsResource, rules: &mut RuleSet) {
+    // The kubelet authorizes a service-account token through RBAC; with client certificates (tls)
+    // or kubeconfig it authorizes that identity instead, and no rule of the collector's matters.
+    if c.auth_type == AuthType::ServiceAccount {
+        rules.grant("", "nodes/stats", GET);
+        let pod_specs = POD_SPEC_METRICS
+            .iter()
+            .any(|m| c.metrics.get(*m).is_some_and(|t| t.enabled));
+        if c.needs_pods_endpoint() || pod_specs {
+            rules.grant("", pods.resource(), GET);
+        }
+    }
+    // Node capacity for node utilization metrics comes from the API server.
+    if c.k8s_api_config.is_some() {
+        rules.grant("", "nodes", GET);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(yaml: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
+        let config = Config::from_yaml(yaml).expect("valid config");
+        rules_for(&config, KubeletPodsResource::NodesPods)
+            .into_iter()
+            .map(|r| {
+                (
+                    r.api_groups.unwrap_or_default().join(","),
+                    r.resources.unwrap_or_default(),
+                    r.verbs,
+                )
+            })
+            .collect()
+    }
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn otlp_and_filelog_need_nothing() {
+        let got = rules(
+            r#"
+receivers:
+  otlp: {protocols: {grpc: {}}}
+  filelog: {include: [/var/log/pods/*/*/*.log]}
+exporters: {debug: {}}
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [debug]}
+    logs: {receivers: [filelog], exporters: [debug]}
+"#,
+        );
+        assert!(got.is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn k8sattributes_defaults_read_pods_namespaces_and_replicasets() {
+        let got = rules(
+            r#"
+receivers: {otlp: {protocols: {grpc: {}}}}
+processors: {k8s_attributes: {}}
+exporters: {debug: {}}
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [k8s_attributes], exporters: [debug]}
+"#,
+        );
+        let read = s(&["get", "list", "watch"]);
+        assert_eq!(
+            got,
+            vec![
+                ("".into(), s(&["namespaces", "pods"]), read.clone()),
+                ("apps".into(), s(&["replicasets"]), read),
+            ]
+        );
+    }
+
+    #[test]
+    fn k8sattributes_node_metadata_reads_nodes_and_pod_only_needs_no_replicasets() {
+        let got = rules(
+            r#"
+receivers: {otlp: {protocols: {grpc: {}}}}
+processors:
+  k8sattributes:
+    extract:
+      metadata: [k8s.pod.name, k8s.node.uid]
+exporters: {debug: {}}
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [k8sattributes], exporters: [debug]}
+"#,
+        );
+        let read = s(&["get", "list", "watch"]);
+        assert_eq!(
+            got,
+            vec![("".into(), s(&["namespaces", "nodes", "pods"]), read)]
+        );
+    }
+
+    #[test]
+    fn unused_components_need_nothing() {
+        let got = rules(
+            r#"
+receivers:
+  otlp: {protocols: {grpc: {}}}
+  kubeletstats: {auth_type: serviceAccount}
+processors: {k8sattributes: {}}
+exporters: {debug: {}}
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [debug]}
+"#,
+        );
+        assert!(got.is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn kubeletstats_service_account_reads_stats_and_pods_only_when_needed() {
+        let base = r#"
+receivers:
+  kubeletstats:
+    auth_type: serviceAccount
+EXTRA
+exporters: {debug: {}}
+service:
+  pipelines:
+    metrics: {receivers: [kubeletstats], exporters: [debug]}
+"#;
+        let plain = rules(&base.replace("EXTRA", ""));
+        assert_eq!(plain, vec![("".into(), s(&["nodes/stats"]), s(&["get"]))]);
+
+        let labels = rules(&base.replace("EXTRA", "    extra_metadata_labels: [container.id]"));
+        assert_eq!(
+            labels,
+            vec![("".into(), s(&["nodes/pods", "nodes/stats"]), s(&["get"]))]
+        );
+
+        let tls = rules(
+            &base
+                .replace("EXTRA", "")
+                .replace("auth_type: serviceAccount", "auth_type: tls"),
+        );
+        assert!(tls.is_empty(), "{tls:?}");
+    }
+}

@@ -1,0 +1,485 @@
+//! Validate: the raw custom resource → a [`Validated`] collector, or the precise reason it cannot
+//! be rolled out. Pure: no client, no clock.
+//!
+//! The config is checked with kotel-config, the same code the collector parses with, so the
+//! operator never rolls out a config the collector would reject.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use k8s_openapi::api::rbac::v1::PolicyRule;
+use kube::ResourceExt;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::crd::{Mode, OpenTelemetryCollector, OpenTelemetryCollectorSpec};
+use crate::facts::{ConfigFacts, facts};
+use crate::names::Names;
+use crate::rbac::{KubeletPodsResource, rules_for};
+
+/// What the operator brings to every collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorDefaults {
+    /// Collector image when `spec.image` is empty.
+    pub image: String,
+    /// The operator's version, reported as `status.version`.
+    pub version: String,
+    pub kubelet_pods: KubeletPodsResource,
+}
+
+impl Default for OperatorDefaults {
+    fn default() -> Self {
+        let version = env!("CARGO_PKG_VERSION").to_string();
+        Self {
+            image: format!("ghcr.io/kotel-dev/kotelcol:{version}"),
+            version,
+            kubelet_pods: KubeletPodsResource::default(),
+        }
+    }
+}
+
+/// A collector that can be built: typed names, the rendered config and what it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validated {
+    pub names: Names,
+    pub uid: String,
+    pub spec: OpenTelemetryCollectorSpec,
+    pub image: String,
+    pub version: String,
+    /// The config the collector reads, as YAML with sorted keys.
+    pub config_yaml: String,
+    /// Hex sha256 of the canonical config JSON.
+    pub config_hash: String,
+    pub facts: ConfigFacts,
+    pub rbac_rules: Vec<PolicyRule>,
+    /// The ServiceAccount the pods run as.
+    pub service_account: String,
+    /// Whether the operator creates that ServiceAccount.
+    pub owns_service_account: bool,
+    /// ConfigMaps kept besides the current one.
+    pub config_versions: usize,
+}
+
+/// Why a resource cannot be rolled out; the reason is the status condition's `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidReason {
+    InvalidConfig,
+    UnsupportedComponent,
+    UndefinedComponent,
+    UnsupportedMode,
+    UnsupportedField,
+    InvalidName,
+}
+
+impl InvalidReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidConfig => "InvalidConfig",
+            Self::UnsupportedComponent => "UnsupportedComponent",
+            Self::UndefinedComponent => "UndefinedComponent",
+            Self::UnsupportedMode => "UnsupportedMode",
+            Self::UnsupportedField => "UnsupportedField",
+            Self::InvalidName => "InvalidName",
+        }
+    }
+}
+
+impl fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Bad input: fixed by editing the resource, never by retrying.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct InvalidSpec {
+    pub reason: InvalidReason,
+    pub message: String,
+}
+
+impl InvalidSpec {
+    fn new(reason: InvalidReason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Validates a custom resource.
+pub fn validate(
+    cr: &OpenTelemetryCollector,
+    defaults: &OperatorDefaults,
+) -> Result<Validated, InvalidSpec> {
+    let name = cr.name_any();
+    let namespace = cr.namespace().ok_or_else(|| {
+        InvalidSpec::new(InvalidReason::InvalidName, "the resource has no namespace")
+    })?;
+    let spec = &cr.spec;
+
+    if spec.mode != Mode::Daemonset {
+        return Err(InvalidSpec::new(
+            InvalidReason::UnsupportedMode,
+            format!(
+                "mode {:?} is not implemented by kotel; set spec.mode: daemonset (mode is immutable, so recreate the resource)",
+                spec.mode.as_str()
+            ),
+        ));
+    }
+
+    let unsupported = spec.unsupported.set_fields();
+    if !unsupported.is_empty() {
+        return Err(InvalidSpec::new(
+            InvalidReason::UnsupportedField,
+            format!(
+                "spec fields not implemented by kotel: {}; remove them",
+                unsupported.join(", ")
+            ),
+        ));
+    }
+    if spec
+        .observability
+        .as_ref()
+        .and_then(|o| o.metrics.as_ref())
+        .and_then(|m| m.enable_metrics)
+        == Some(true)
+    {
+        return Err(InvalidSpec::new(
+            InvalidReason::UnsupportedField,
+            "spec.observability.metrics.enableMetrics (ServiceMonitor) is not implemented by kotel; scrape the <name>-collector-monitoring Service instead",
+        ));
+    }
+
+    let config = with_defaults(canonical(spec.config.clone()));
+    check_components(&config)?;
+    let typed = parse(&config)?;
+
+    let config_json = serde_json::to_vec(&config).expect("a JSON value always serializes");
+    let config_hash = hex(&Sha256::digest(&config_json));
+    let config_yaml = serde_yaml_ng::to_string(&config).expect("a JSON value always serializes");
+
+    let names = Names::new(&name, &namespace);
+    let (service_account, owns_service_account) = match spec.service_account.as_deref() {
+        Some(sa) if !sa.is_empty() => (sa.to_string(), false),
+        _ => (names.collector(), true),
+    };
+
+    Ok(Validated {
+        uid: cr.uid().unwrap_or_default(),
+        image: spec
+            .image
+            .clone()
+            .filter(|i| !i.is_empty())
+            .unwrap_or_else(|| defaults.image.clone()),
+        version: defaults.version.clone(),
+        config_yaml,
+        config_hash,
+        facts: facts(&typed),
+        rbac_rules: rules_for(&typed, defaults.kubelet_pods),
+        service_account,
+        owns_service_account,
+        config_versions: spec.config_versions.unwrap_or(3).max(1) as usize,
+        spec: spec.clone(),
+        names,
+    })
+}
+
+/// Checks what kotel-config would also catch, to give a precise reason: components kotel does
+/// not implement, and pipelines or `service.extensions` naming components that are not defined.
+fn check_components(config: &Value) -> Result<(), InvalidSpec> {
+    let Some(root) = config.as_object() else {
+        return Err(InvalidSpec::new(
+            InvalidReason::InvalidConfig,
+            "spec.config must be an object",
+        ));
+    };
+    if let Some(connectors) = root.get("connectors").and_then(Value::as_object)
+        && !connectors.is_empty()
+    {
+        let ids: Vec<_> = connectors.keys().map(String::as_str).collect();
+        return Err(InvalidSpec::new(
+            InvalidReason::UnsupportedComponent,
+            format!(
+                "connectors are not implemented by kotel: {}",
+                ids.join(", ")
+            ),
+        ));
+    }
+
+    let defined = |section: &str| -> BTreeSet<String> {
+        root.get(section)
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let mut undefined = Vec::new();
+    let service = root.get("service");
+    let pipelines = service
+        .and_then(|s| s.get("pipelines"))
+        .and_then(Value::as_object);
+    for (pipeline, body) in pipelines.into_iter().flatten() {
+        for section in ["receivers", "processors", "exporters"] {
+            let known = defined(section);
+            for id in body
+                .get(section)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                if !known.contains(id) {
+                    undefined.push(format!(
+                        "service.pipelines.{pipeline}.{section}: {id:?} is not defined in {section}"
+                    ));
+                }
+            }
+        }
+    }
+    let known = defined("extensions");
+    for id in service
+        .and_then(|s| s.get("extensions"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        if !known.contains(id) {
+            undefined.push(format!(
+                "service.extensions: {id:?} is not defined in extensions"
+            ));
+        }
+    }
+    if !undefined.is_empty() {
+        return Err(InvalidSpec::new(
+            InvalidReason::UndefinedComponent,
+            undefined.join("; "),
+        ));
+    }
+    Ok(())
+}
+
+/// kotel-config's verdict. References to unset `${env:…}` variables are kept as written: the
+/// operator cannot see the pod's environment.
+fn parse(config: &Value) -> Result<kotel_config::Config, InvalidSpec> {
+    let never_set = |_: &str| -> Option<String> { None };
+    let expanded = kotel_config::expand::expand(config.clone(), &never_set, true).map_err(|e| {
+        InvalidSpec::new(
+            InvalidReason::InvalidConfig,
+            kotel_config::ConfigErrors(e).to_string(),
+        )
+    })?;
+    kotel_config::Config::from_value(expanded).map_err(|errors| {
+        // kotel-config says "unknown type" for a component type it does not implement.
+        let unsupported: Vec<_> = errors
+            .iter()
+            .filter(|e| e.message.starts_with("unknown type"))
+            .collect();
+        let reason = if !unsupported.is_empty() && unsupported.len() == errors.0.len() {
+            InvalidReason::UnsupportedComponent
+        } else {
+            InvalidReason::InvalidConfig
+        };
+        InvalidSpec::new(reason, errors.to_string())
+    })
+}
+
+/// Rebuilds every object with sorted keys, so the rendered config and its hash do not depend on
+/// the order the API server returned (or on serde_json's map features).
+pub fn canonical(v: Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, canonical(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
+        other => other,
+    }
+}
+
+/// What the upstream operator's webhook fills in, applied to the rendered config (never to the
+/// resource, so GitOps tools see no drift): servers without an endpoint listen on all addresses,
+/// as they must to be reached through a Service.
+fn with_defaults(mut config: Value) -> Value {
+    for (section, ty, sub, port) in [
+        ("receivers", "otlp", Some("grpc"), 4317),
+        ("receivers", "otlp", Some("http"), 4318),
+        ("extensions", "health_check", None, 13133),
+        ("extensions", "healthcheck", None, 13133),
+    ] {
+        let Some(components) = config.get_mut(section).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (id, body) in components.iter_mut() {
+            if id.split('/').next() != Some(ty) {
+                continue;
+            }
+            let target = match sub {
+                Some(protocol) => body.get_mut("protocols").and_then(|p| p.get_mut(protocol)),
+                None => Some(body),
+            };
+            let Some(target) = target else { continue };
+            if target.is_null() {
+                *target = Value::Object(Map::new());
+            }
+            if let Some(obj) = target.as_object_mut()
+                && !obj.contains_key("endpoint")
+            {
+                obj.insert(
+                    "endpoint".to_string(),
+                    Value::String(format!("0.0.0.0:{port}")),
+                );
+            }
+        }
+    }
+    config
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cr(mode: &str, config: Value) -> OpenTelemetryCollector {
+        serde_json::from_value(json!({
+            "apiVersion": "opentelemetry.io/v1beta1",
+            "kind": "OpenTelemetryCollector",
+            "metadata": {"name": "agent", "namespace": "obs", "uid": "u1", "generation": 1},
+            "spec": {"mode": mode, "config": config},
+        }))
+        .expect("a valid resource")
+    }
+
+    fn good_config() -> Value {
+        json!({
+            "receivers": {"otlp": {"protocols": {"grpc": {}, "http": null}}},
+            "exporters": {"debug": {}},
+            "extensions": {"health_check": {}},
+            "service": {
+                "extensions": ["health_check"],
+                "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["debug"]}}
+            }
+        })
+    }
+
+    fn invalid(mode: &str, config: Value) -> InvalidSpec {
+        validate(&cr(mode, config), &OperatorDefaults::default()).expect_err("invalid")
+    }
+
+    #[test]
+    fn a_good_daemonset_validates_with_defaults_filled_in() {
+        let v = validate(
+            &cr("daemonset", good_config()),
+            &OperatorDefaults::default(),
+        )
+        .expect("valid");
+        assert!(
+            v.config_yaml.contains("endpoint: 0.0.0.0:4317"),
+            "{}",
+            v.config_yaml
+        );
+        assert!(v.config_yaml.contains("endpoint: 0.0.0.0:4318"));
+        assert!(v.config_yaml.contains("endpoint: 0.0.0.0:13133"));
+        assert_eq!(v.facts.health, Some((13133, "/".to_string())));
+        assert_eq!(v.service_account, "agent-collector");
+        assert_eq!(v.config_versions, 3);
+        assert!(v.image.starts_with("ghcr.io/kotel-dev/kotelcol:"));
+    }
+
+    #[test]
+    fn hash_does_not_depend_on_key_order() {
+        let a = json!({"receivers": {"otlp": {}}, "exporters": {"debug": {}}});
+        let b = json!({"exporters": {"debug": {}}, "receivers": {"otlp": {}}});
+        assert_eq!(
+            serde_json::to_string(&canonical(a)).unwrap(),
+            serde_json::to_string(&canonical(b)).unwrap()
+        );
+    }
+
+    #[test]
+    fn unsupported_mode() {
+        let e = invalid("deployment", good_config());
+        assert_eq!(e.reason, InvalidReason::UnsupportedMode);
+        assert!(e.message.contains("daemonset"), "{}", e.message);
+    }
+
+    #[test]
+    fn config_that_does_not_parse() {
+        let mut c = good_config();
+        c["receivers"]["otlp"]["protocols"]["grpc"] = json!({"endpointt": "0.0.0.0:4317"});
+        let e = invalid("daemonset", c);
+        assert_eq!(e.reason, InvalidReason::InvalidConfig);
+        assert!(
+            e.message.contains("receivers.otlp.protocols.grpc"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn component_kotel_does_not_implement() {
+        let mut c = good_config();
+        c["receivers"]["jaeger"] = json!({});
+        c["service"]["pipelines"]["traces"]["receivers"] = json!(["otlp", "jaeger"]);
+        let e = invalid("daemonset", c);
+        assert_eq!(e.reason, InvalidReason::UnsupportedComponent, "{e}");
+        assert!(e.message.contains("jaeger"), "{}", e.message);
+    }
+
+    #[test]
+    fn connectors_are_unsupported() {
+        let mut c = good_config();
+        c["connectors"] = json!({"forward": {}});
+        let e = invalid("daemonset", c);
+        assert_eq!(e.reason, InvalidReason::UnsupportedComponent);
+    }
+
+    #[test]
+    fn pipeline_naming_an_undefined_component() {
+        let mut c = good_config();
+        c["service"]["pipelines"]["traces"]["exporters"] = json!(["otlp/backend"]);
+        let e = invalid("daemonset", c);
+        assert_eq!(e.reason, InvalidReason::UndefinedComponent);
+        assert_eq!(
+            e.message,
+            "service.pipelines.traces.exporters: \"otlp/backend\" is not defined in exporters"
+        );
+    }
+
+    #[test]
+    fn undefined_extension() {
+        let mut c = good_config();
+        c["service"]["extensions"] = json!(["file_storage"]);
+        let e = invalid("daemonset", c);
+        assert_eq!(e.reason, InvalidReason::UndefinedComponent);
+    }
+
+    #[test]
+    fn unsupported_spec_field() {
+        let mut r = cr("daemonset", good_config());
+        r.spec.unsupported.ingress = Some(json!({"type": "ingress"}));
+        let e = validate(&r, &OperatorDefaults::default()).expect_err("invalid");
+        assert_eq!(e.reason, InvalidReason::UnsupportedField);
+        assert!(e.message.contains("ingress"));
+        // Upstream's defaulted shapes ask for nothing.
+        r.spec.unsupported.ingress = Some(json!({"route": {}}));
+        r.spec.unsupported.target_allocator = Some(json!({"enabled": false}));
+        validate(&r, &OperatorDefaults::default()).expect("defaults are fine");
+    }
+
+    #[test]
+    fn config_that_is_not_an_object() {
+        let e = invalid("daemonset", json!("receivers: {}"));
+        assert_eq!(e.reason, InvalidReason::InvalidConfig);
+    }
+}
