@@ -148,7 +148,11 @@ impl ReceiverConfig {
                 c.validate(path)?;
                 Ok(Self::Filelog(c))
             }
-            Some("kubeletstats") => Ok(Self::KubeletStats(typed(path, v)?)),
+            Some("kubeletstats") => {
+                let c: receivers::kubeletstats::KubeletStatsConfig = typed(path, v)?;
+                c.validate(path)?;
+                Ok(Self::KubeletStats(c))
+            }
             _ => Err(unknown(ComponentKind::Receiver, path, ty)),
         }
     }
