@@ -82,7 +82,9 @@ fn to_yaml_stream(docs: &[Value]) -> Result<String> {
 /// already runs the operator Deployment (the kind path), it is scaled to zero so only the
 /// operator under test reconciles.
 pub async fn install(client: &Client) -> Result<Install> {
-    let base = repo_root().join("manifests/base");
+    let base = std::env::var_os("E2E_MANIFESTS_BASE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("manifests/base"));
     let rendered = kubectl(&["kustomize", base.to_str().expect("utf-8 path")])
         .context("rendering manifests/base with kubectl kustomize")?;
     let docs = yaml_docs(&rendered)?;

@@ -1,0 +1,838 @@
+//! kotel-operator against a real API server (issue 4). Run with `make e2e`, or against any
+//! cluster: `KUBECONFIG=... cargo test -p kotel-e2e --features e2e -- --test-threads=1`.
+//!
+//! Each test installs the CRD and the operator's RBAC (idempotent), runs its own operator
+//! process with the operator ServiceAccount's token (never as admin, so a missing permission
+//! fails the test), works in its own namespace and cleans up after itself. Lines starting with
+//! `TIMING` are benchmark figures, not assertions.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
+use kotel_e2e::kotel::{
+    self, AuditCursor, Install, Operator, OperatorOptions, TestNs, apply, collector, observe,
+    otlp_config, wait_ready,
+};
+use kotel_e2e::{Timings, admin_client, audit_log_path, kubectl, repo_root, wait_for};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+struct Env {
+    client: Client,
+    install: Install,
+    nodes: usize,
+}
+
+async fn env() -> Result<Env> {
+    let client = admin_client().await?;
+    let install = kotel::install(&client).await?;
+    let nodes = kotel::schedulable_nodes(&client).await?.len();
+    ensure!(nodes > 0, "the cluster has no schedulable Ready node");
+    Ok(Env {
+        client,
+        install,
+        nodes,
+    })
+}
+
+async fn operator(env: &Env) -> Result<Operator> {
+    Operator::start(&env.install, OperatorOptions::default()).await
+}
+
+/// A config using k8sattributes and kubeletstats, so the collector needs cluster RBAC.
+fn k8s_config() -> Value {
+    json!({
+        "receivers": {
+            "otlp": {"protocols": {"grpc": {"endpoint": "0.0.0.0:4317"}}},
+            "kubeletstats": {
+                "auth_type": "serviceAccount",
+                "endpoint": "https://${env:K8S_NODE_NAME}:10250",
+                "insecure_skip_verify": true,
+                "collection_interval": "20s",
+            },
+        },
+        "processors": {"k8sattributes": {}, "batch": {}},
+        "exporters": {"debug": {}},
+        "service": {"pipelines": {
+            "traces": {"receivers": ["otlp"], "processors": ["k8sattributes", "batch"], "exporters": ["debug"]},
+            "metrics": {"receivers": ["kubeletstats"], "processors": ["k8sattributes", "batch"], "exporters": ["debug"]},
+        }},
+    })
+}
+
+/// The OpenTelemetryCollector documents of manifests/examples/*.yaml, in daemonset mode.
+fn example_collectors() -> Result<Vec<(String, Value)>> {
+    let dir = repo_root().join("manifests/examples");
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f)?;
+        for doc in kotel::yaml_docs(&text)? {
+            if doc["kind"] == "OpenTelemetryCollector" && doc["spec"]["mode"] == "daemonset" {
+                out.push((f.file_name().unwrap().to_string_lossy().into_owned(), doc));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// 1. Every example: DaemonSet, one Running pod per node, Ready with "n/n", printer columns.
+#[tokio::test]
+async fn examples_run_one_pod_per_node_and_report_ready() -> Result<()> {
+    let env = env().await?;
+    let examples = example_collectors()?;
+    ensure!(
+        !examples.is_empty(),
+        "manifests/examples has no daemonset-mode OpenTelemetryCollector"
+    );
+    let mut op = operator(&env).await?;
+    let ns = TestNs::create(&env.client, "examples").await?;
+    let mut timings = Timings::default();
+    for (file, mut doc) in examples {
+        let name = doc["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        doc["metadata"]["namespace"] = json!(ns.name);
+        let start = Instant::now();
+        apply(&doc).with_context(|| format!("applying {file}"))?;
+        let o = wait_ready(&env.client, &ns.name, &name, env.nodes, READY_TIMEOUT)
+            .await
+            .with_context(|| format!("example {file} ({name})"))?;
+        timings.record(
+            &format!("{file}: applied -> all pods Running and Ready"),
+            start.elapsed(),
+        );
+        let ds = o.ds.expect("wait_ready saw the DaemonSet");
+        let st = ds.status.clone().unwrap_or_default();
+        ensure!(
+            st.desired_number_scheduled as usize == env.nodes
+                && st.number_ready as usize == env.nodes,
+            "DaemonSet status {st:?}, want {} desired and ready",
+            env.nodes
+        );
+        // `kubectl get otelcol` shows the printer columns with the ready count.
+        let table = kubectl(&["get", "otelcol", "-n", &ns.name, &name])?;
+        let header = table.lines().next().unwrap_or_default();
+        for col in [
+            "NAME",
+            "MODE",
+            "VERSION",
+            "READY",
+            "AGE",
+            "IMAGE",
+            "MANAGEMENT",
+        ] {
+            ensure!(header.contains(col), "column {col} missing from:\n{table}");
+        }
+        let want = format!("{n}/{n}", n = env.nodes);
+        ensure!(
+            table
+                .lines()
+                .nth(1)
+                .is_some_and(|row| row.contains("daemonset") && row.contains(&want)),
+            "row does not show daemonset and {want}:\n{table}"
+        );
+        println!("{table}");
+    }
+    op.check_running()?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// 2. A config change makes a new hashed ConfigMap and rolls every pod; old ConfigMaps are
+/// pruned to spec.configVersions.
+#[tokio::test]
+async fn config_change_rolls_every_pod_and_prunes_old_config_maps() -> Result<()> {
+    let env = env().await?;
+    let mut op = operator(&env).await?;
+    let ns = TestNs::create(&env.client, "rollout").await?;
+    let name = "rollout";
+    let versions = 2;
+    apply(&collector(
+        name,
+        &ns.name,
+        otlp_config("1s"),
+        json!({"configVersions": versions}),
+    ))?;
+    let mut o = wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+    let mut timings = Timings::default();
+    for (i, timeout) in ["2s", "3s", "4s"].into_iter().enumerate() {
+        let old_cm = o.pod_config_maps(name)[0].clone().expect("mounted config");
+        let old_pods: Vec<String> = o.pods.iter().filter_map(|p| p.uid()).collect();
+        let start = Instant::now();
+        kotel::patch_spec(
+            &env.client,
+            &ns.name,
+            name,
+            json!({"config": {"processors": {"batch": {"timeout": timeout}}}}),
+        )
+        .await?;
+        o = wait_for(
+            &format!("rollout {} to a new config", i + 1),
+            READY_TIMEOUT,
+            || async {
+                let o = wait_ready(&env.client, &ns.name, name, env.nodes, Duration::ZERO).await?;
+                let cm = o.pod_config_maps(name)[0].clone();
+                let replaced = o
+                    .pods
+                    .iter()
+                    .all(|p| !old_pods.contains(&p.uid().unwrap_or_default()));
+                Ok((cm.as_ref() != Some(&old_cm) && replaced).then_some(o))
+            },
+        )
+        .await?;
+        timings.record(
+            &format!("config change {} -> rollout complete", i + 1),
+            start.elapsed(),
+        );
+        let new_cm = o.pod_config_maps(name)[0].clone().unwrap();
+        let data = kubectl(&["-n", &ns.name, "get", "configmap", &new_cm, "-o", "json"])?;
+        ensure!(
+            data.contains(timeout),
+            "ConfigMap {new_cm} does not carry the new batch timeout {timeout}"
+        );
+    }
+    // Pruning may trail the rollout by a reconcile.
+    let cms = wait_for("old ConfigMaps pruned", Duration::from_secs(30), || async {
+        let cms = kotel::config_maps(&env.client, &ns.name, name).await?;
+        Ok((cms.len() <= versions).then_some(cms))
+    })
+    .await?;
+    let current = o.pod_config_maps(name)[0].clone().unwrap();
+    ensure!(
+        cms.contains(&current),
+        "the mounted ConfigMap {current} was pruned: {cms:?}"
+    );
+    op.check_running()?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// 3. A new node gets its pod and the status follows (kwok clusters only).
+#[tokio::test]
+async fn new_node_gets_a_pod_and_status_follows() -> Result<()> {
+    let env = env().await?;
+    if !kotel::kwok_nodes(&env.client).await? {
+        println!("SKIP: the cluster's nodes are not kwok's; cannot add a node");
+        return Ok(());
+    }
+    let mut op = operator(&env).await?;
+    let ns = TestNs::create(&env.client, "nodes").await?;
+    let name = "nodes";
+    apply(&collector(name, &ns.name, otlp_config("1s"), json!({})))?;
+    wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+    let node = format!("{}-extra", ns.name);
+    let start = Instant::now();
+    apply(&kotel::kwok_node(&node))?;
+    let result = async {
+        let o = wait_ready(&env.client, &ns.name, name, env.nodes + 1, READY_TIMEOUT).await?;
+        Timings::default().record(
+            "new node -> its pod Running, status updated",
+            start.elapsed(),
+        );
+        ensure!(
+            o.pods
+                .iter()
+                .any(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&node)),
+            "no pod on the new node {node}"
+        );
+        // And back: the node goes away, the pod with it, the status follows again.
+        Api::<Node>::all(env.client.clone())
+            .delete(&node, &DeleteParams::default())
+            .await?;
+        wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+        Ok(())
+    }
+    .await;
+    let _ = Api::<Node>::all(env.client.clone())
+        .delete(&node, &DeleteParams::default())
+        .await;
+    result?;
+    op.check_running()?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// 4. An invalid config leaves Ready False with a reason and an Event, and the DaemonSet as it
+/// was; a resource invalid from the start gets no DaemonSet at all.
+#[tokio::test]
+async fn invalid_config_is_reported_and_changes_nothing() -> Result<()> {
+    let env = env().await?;
+    let mut op = operator(&env).await?;
+    let ns = TestNs::create(&env.client, "invalid").await?;
+    let name = "invalid";
+    apply(&collector(name, &ns.name, otlp_config("1s"), json!({})))?;
+    let before = wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+    let ds_before = before.ds.clone().unwrap();
+
+    // A pipeline naming a receiver that is not configured.
+    let mut bad = otlp_config("1s");
+    bad["service"]["pipelines"]["traces"]["receivers"] = json!(["otlp", "nosuchreceiver"]);
+    kotel::patch_spec(&env.client, &ns.name, name, json!({"config": bad})).await?;
+    let o = wait_for(
+        "Ready=False for the invalid config",
+        Duration::from_secs(60),
+        || async {
+            let o = observe(&env.client, &ns.name, name).await?;
+            Ok((o.observed_current_generation() && o.ready() == Some("False")).then_some(o))
+        },
+    )
+    .await?;
+    let cond = o.condition("Ready").cloned().unwrap();
+    let reason = cond["reason"].as_str().unwrap_or_default().to_owned();
+    let message = cond["message"].as_str().unwrap_or_default();
+    println!("Ready=False reason={reason} message={message}");
+    ensure!(
+        !reason.is_empty() && reason != "RolloutInProgress",
+        "want a reason naming the problem, got {cond}"
+    );
+    ensure!(
+        message.contains("nosuchreceiver"),
+        "the message should name the undefined receiver: {cond}"
+    );
+    let event = wait_for(
+        "a Warning Event with the reason",
+        Duration::from_secs(30),
+        || async {
+            let events = kotel::events_for(&env.client, &ns.name, name).await?;
+            Ok(events.into_iter().find(|e| {
+                e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some(&reason)
+            }))
+        },
+    )
+    .await?;
+    println!("Event: {:?} {:?}", event.reason, event.message);
+    // Give a (wrong) operator time to touch the DaemonSet, then check it did not.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = observe(&env.client, &ns.name, name).await?;
+    let ds_after = after.ds.clone().context("the DaemonSet was deleted")?;
+    ensure!(
+        ds_after.metadata.generation == ds_before.metadata.generation
+            && ds_after.spec == ds_before.spec,
+        "the DaemonSet changed after an invalid config (generation {:?} -> {:?})",
+        ds_before.metadata.generation,
+        ds_after.metadata.generation
+    );
+    ensure!(after.running_pods() == env.nodes, "pods were disturbed");
+
+    // Invalid from the start: status says why, nothing is created.
+    let fresh = "invalid-from-start";
+    apply(&collector(fresh, &ns.name, bad.clone(), json!({})))?;
+    wait_for(
+        "Ready=False on the fresh invalid resource",
+        Duration::from_secs(60),
+        || async {
+            let o = observe(&env.client, &ns.name, fresh).await?;
+            Ok((o.ready() == Some("False")).then_some(()))
+        },
+    )
+    .await?;
+    ensure!(
+        kotel::daemon_set(&env.client, &ns.name, fresh)
+            .await?
+            .is_none(),
+        "an invalid resource got a DaemonSet"
+    );
+    // Fixing the config recovers.
+    kotel::patch_spec(
+        &env.client,
+        &ns.name,
+        name,
+        json!({"config": otlp_config("1s")}),
+    )
+    .await?;
+    wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+    op.check_running()?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// 5. The collector's ServiceAccount may do what its components need and nothing more.
+#[tokio::test]
+async fn collector_service_account_has_exactly_what_it_needs() -> Result<()> {
+    let env = env().await?;
+    let mut op = operator(&env).await?;
+    let ns = TestNs::create(&env.client, "rbac").await?;
+    let c = &env.client;
+    let (full, plain) = ("k8s", "plain");
+    apply(&collector(full, &ns.name, k8s_config(), json!({})))?;
+    apply(&collector(plain, &ns.name, otlp_config("1s"), json!({})))?;
+    wait_ready(c, &ns.name, full, env.nodes, READY_TIMEOUT).await?;
+    wait_ready(c, &ns.name, plain, env.nodes, READY_TIMEOUT).await?;
+    let sa = format!("{full}-collector");
+    let n = ns.name.as_str();
+    let mut failures = Vec::new();
+    // (verb, group, resource, namespace, allowed?)
+    let checks: &[(&str, &str, &str, Option<&str>, bool)] = &[
+        // k8sattributes: pod and namespace metadata, deployments through replicasets.
+        ("list", "", "pods", None, true),
+        ("watch", "", "pods", None, true),
+        ("get", "", "namespaces", None, true),
+        ("watch", "", "namespaces", None, true),
+        ("list", "apps", "replicasets", None, true),
+        // kubeletstats with a service-account token.
+        ("get", "", "nodes/stats", None, true),
+        // Nothing more.
+        ("create", "", "pods", Some(n), false),
+        ("delete", "", "pods", Some(n), false),
+        ("patch", "", "pods", None, false),
+        ("get", "", "secrets", Some(n), false),
+        ("list", "", "secrets", None, false),
+        ("list", "", "configmaps", None, false),
+        ("get", "", "nodes/proxy", None, false),
+        ("create", "", "pods/exec", Some(n), false),
+        ("update", "", "nodes", None, false),
+        ("list", "apps", "deployments", None, false),
+        (
+            "create",
+            "rbac.authorization.k8s.io",
+            "clusterrolebindings",
+            None,
+            false,
+        ),
+        (
+            "escalate",
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            None,
+            false,
+        ),
+        ("impersonate", "", "serviceaccounts", None, false),
+        ("create", "", "serviceaccounts/token", Some(n), false),
+    ];
+    for &(verb, group, resource, namespace, want) in checks {
+        let got = kotel::can(c, n, &sa, verb, group, resource, namespace).await?;
+        let line =
+            format!("{sa} {verb} {group}/{resource} in {namespace:?}: allowed={got} want={want}");
+        println!("{line}");
+        if got != want {
+            failures.push(line);
+        }
+    }
+    // A config that needs no API access gets no cluster permissions at all.
+    let plain_sa = format!("{plain}-collector");
+    for (verb, resource) in [
+        ("list", "pods"),
+        ("get", "nodes/stats"),
+        ("list", "namespaces"),
+    ] {
+        if kotel::can(c, n, &plain_sa, verb, "", resource, None).await? {
+            failures.push(format!(
+                "{plain_sa} may {verb} {resource} but its config needs nothing"
+            ));
+        }
+    }
+    let plain_roles = kotel::cluster_children(n, plain)?;
+    if !plain_roles.is_empty() {
+        failures.push(format!(
+            "{plain} has cluster RBAC it does not need: {plain_roles:?}"
+        ));
+    }
+    ensure!(
+        failures.is_empty(),
+        "RBAC mismatches:\n{}",
+        failures.join("\n")
+    );
+    op.check_running()?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// 6. Deleting the resource removes every child, cluster-scoped RBAC included; deleting a
+/// namespace holding a collector does not hang.
+#[tokio::test]
+async fn deletion_removes_every_child_and_namespaces_do_not_hang() -> Result<()> {
+    let env = env().await?;
+    let mut op = operator(&env).await?;
+    let c = &env.client;
+    let ns = TestNs::create(c, "delete").await?;
+    let name = "gone";
+    apply(&collector(name, &ns.name, k8s_config(), json!({})))?;
+    wait_ready(c, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+    let children = kotel::children_versions(&ns.name, name)?;
+    println!("children: {:?}", children.keys().collect::<Vec<_>>());
+    for kind in [
+        "DaemonSet/",
+        "ServiceAccount/",
+        "ConfigMap/",
+        "ClusterRole/",
+        "ClusterRoleBinding/",
+    ] {
+        ensure!(
+            children.keys().any(|k| k.starts_with(kind)),
+            "no {kind} child found by label app.kubernetes.io/instance={}.{name}: {children:?}",
+            ns.name
+        );
+    }
+    let sa_name = format!("{name}-collector");
+    let start = Instant::now();
+    kubectl(&[
+        "-n",
+        &ns.name,
+        "delete",
+        "otelcol",
+        name,
+        "--wait=true",
+        "--timeout=60s",
+    ])?;
+    let gone = wait_for("every child gone", Duration::from_secs(60), || async {
+        let left = kotel::children_versions(&ns.name, name)?;
+        let pods = Api::<Pod>::namespaced(c.clone(), &ns.name)
+            .list(&ListParams::default())
+            .await?
+            .items
+            .len();
+        let sa = Api::<ServiceAccount>::namespaced(c.clone(), &ns.name)
+            .get_opt(&sa_name)
+            .await?;
+        if left.is_empty() && pods == 0 && sa.is_none() {
+            Ok(Some(()))
+        } else {
+            bail!(
+                "left: {left:?}, pods: {pods}, service account present: {}",
+                sa.is_some()
+            )
+        }
+    })
+    .await;
+    gone?;
+    Timings::default().record("delete -> every child gone", start.elapsed());
+    ns.cleanup().await?;
+
+    // Deleting the namespace with a live collector (and its finalizer) must finish.
+    let ns2 = TestNs::create(c, "nsdelete").await?;
+    apply(&collector(name, &ns2.name, k8s_config(), json!({})))?;
+    wait_ready(c, &ns2.name, name, env.nodes, READY_TIMEOUT).await?;
+    ensure!(
+        !kotel::cluster_children(&ns2.name, name)?.is_empty(),
+        "no cluster RBAC to clean up"
+    );
+    let start = Instant::now();
+    kubectl(&[
+        "delete",
+        "namespace",
+        &ns2.name,
+        "--wait=true",
+        "--timeout=120s",
+    ])
+    .context("namespace deletion hung")?;
+    Timings::default().record("namespace delete -> gone", start.elapsed());
+    let left = kotel::cluster_children(&ns2.name, name)?;
+    ensure!(
+        left.is_empty(),
+        "cluster RBAC left after namespace deletion: {left:?}"
+    );
+    op.check_running()?;
+    Ok(())
+}
+
+/// 7a. SIGKILL mid-reconcile, restart: converges, nothing duplicated.
+#[tokio::test]
+async fn sigkill_mid_reconcile_then_restart_converges_without_duplicates() -> Result<()> {
+    let env = env().await?;
+    let c = &env.client;
+    let ns = TestNs::create(c, "sigkill").await?;
+    let name = "crashy";
+    let mut op = operator(&env).await?;
+    apply(&collector(
+        name,
+        &ns.name,
+        k8s_config(),
+        json!({"configVersions": 2}),
+    ))?;
+    // Kill as soon as the operator has started writing children.
+    wait_for(
+        "the operator to start writing",
+        Duration::from_secs(60),
+        || async { Ok(kotel::daemon_set(c, &ns.name, name).await?.map(|_| ())) },
+    )
+    .await?;
+    op.kill()?;
+    // Change the config while it is down.
+    let mut cfg = k8s_config();
+    cfg["processors"]["batch"] = json!({"timeout": "7s"});
+    kotel::patch_spec(c, &ns.name, name, json!({"config": cfg})).await?;
+    let start = Instant::now();
+    let mut op = operator(&env).await?;
+    let o = wait_for("convergence on the new config", READY_TIMEOUT, || async {
+        let o = wait_ready(c, &ns.name, name, env.nodes, Duration::ZERO).await?;
+        let cm = o.pod_config_maps(name)[0].clone().unwrap_or_default();
+        let data = kubectl(&["-n", &ns.name, "get", "configmap", &cm, "-o", "json"])?;
+        Ok(data.contains("7s").then_some(o))
+    })
+    .await?;
+    Timings::default().record("restart after SIGKILL -> converged", start.elapsed());
+    // Exactly one of everything.
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &o.pods {
+        let node = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        *per_node.entry(node).or_default() += 1;
+    }
+    ensure!(
+        per_node.values().all(|&n| n == 1),
+        "pods per node: {per_node:?}"
+    );
+    let children = kotel::children_versions(&ns.name, name)?;
+    let count = |prefix: &str| children.keys().filter(|k| k.starts_with(prefix)).count();
+    ensure!(count("DaemonSet/") == 1, "DaemonSets: {children:?}");
+    ensure!(
+        count("ServiceAccount/") == 1,
+        "ServiceAccounts: {children:?}"
+    );
+    ensure!(count("ClusterRole/") == 1, "ClusterRoles: {children:?}");
+    ensure!(
+        count("ClusterRoleBinding/") == 1,
+        "ClusterRoleBindings: {children:?}"
+    );
+    let cms = wait_for(
+        "ConfigMaps pruned to 2",
+        Duration::from_secs(30),
+        || async {
+            let cms = kotel::config_maps(c, &ns.name, name).await?;
+            Ok((cms.len() <= 2).then_some(cms))
+        },
+    )
+    .await?;
+    println!("ConfigMaps: {cms:?}");
+    let finalizers = o.cr.finalizers().to_vec();
+    let mut dedup = finalizers.clone();
+    dedup.sort();
+    dedup.dedup();
+    ensure!(
+        dedup.len() == finalizers.len(),
+        "duplicate finalizers: {finalizers:?}"
+    );
+    op.check_running()?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// 7b. Two replicas under leader election: only the leader reconciles; the other takes over
+/// when the leader dies.
+#[tokio::test]
+async fn with_two_replicas_only_the_leader_writes() -> Result<()> {
+    let env = env().await?;
+    let c = &env.client;
+    let ns = TestNs::create(c, "leader").await?;
+    let lease = format!("{}-lease", ns.name);
+    let opts = |id: &str| OperatorOptions {
+        lease: Some(lease.clone()),
+        identity: Some(format!("{}-{id}", ns.name)),
+    };
+    let a = Operator::start(&env.install, opts("a")).await?;
+    let b = Operator::start(&env.install, opts("b")).await?;
+    let mut ops = [a, b];
+    let leader = wait_for("exactly one leader", Duration::from_secs(60), || async {
+        let l: Vec<f64> = ops
+            .iter()
+            .map(|o| o.metric_sum("kotel_operator_leader", ""))
+            .collect::<Result<_>>()?;
+        Ok(match l.as_slice() {
+            [a, b] if *a == 1.0 && *b == 0.0 => Some(0),
+            [a, b] if *a == 0.0 && *b == 1.0 => Some(1),
+            _ => None,
+        })
+    })
+    .await?;
+    let follower = 1 - leader;
+    println!(
+        "leader: {}, follower: {}",
+        ops[leader].name, ops[follower].name
+    );
+    let name = "elected";
+    apply(&collector(name, &ns.name, otlp_config("1s"), json!({})))?;
+    wait_ready(c, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+    let followed = ops[follower].metric_sum("kotel_operator_reconciles_total", "")?;
+    ensure!(followed == 0.0, "the follower reconciled {followed} times");
+    ensure!(
+        ops[leader].metric_sum("kotel_operator_reconciles_total", "")? > 0.0,
+        "the leader never reconciled"
+    );
+    // The leader dies without releasing the lease; the follower takes over.
+    ops[leader].kill()?;
+    let start = Instant::now();
+    kotel::patch_spec(
+        c,
+        &ns.name,
+        name,
+        json!({"config": {"processors": {"batch": {"timeout": "9s"}}}}),
+    )
+    .await?;
+    wait_for(
+        "the follower to take over and roll out",
+        Duration::from_secs(120),
+        || async {
+            let o = wait_ready(c, &ns.name, name, env.nodes, Duration::ZERO).await?;
+            let cm = o.pod_config_maps(name)[0].clone().unwrap_or_default();
+            let data = kubectl(&["-n", &ns.name, "get", "configmap", &cm, "-o", "json"])?;
+            Ok(data.contains("9s").then_some(()))
+        },
+    )
+    .await?;
+    Timings::default().record(
+        "leader SIGKILL -> follower rolled out a change",
+        start.elapsed(),
+    );
+    ensure!(ops[follower].metric_sum("kotel_operator_leader", "")? == 1.0);
+    ops[follower].check_running()?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// 8. Steady state: a restart (a full resync) and an irrelevant edit cause no writes.
+#[tokio::test]
+async fn steady_state_makes_no_writes() -> Result<()> {
+    let env = env().await?;
+    let c = &env.client;
+    let ns = TestNs::create(c, "steady").await?;
+    let name = "steady";
+    let mut op = operator(&env).await?;
+    apply(&collector(name, &ns.name, k8s_config(), json!({})))?;
+    wait_ready(c, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+    // Let the last status write and events land.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let versions = kotel::children_versions(&ns.name, name)?;
+    let audit = audit_log_path().map(|p| AuditCursor::now(&p)).transpose()?;
+
+    // A fresh operator reconciles everything from scratch: the same as a resync.
+    op.kill()?;
+    let mut op = operator(&env).await?;
+    wait_for(
+        "the new operator to reconcile",
+        Duration::from_secs(60),
+        || async {
+            Ok((op.metric_sum("kotel_operator_reconciles_total", "")? >= 1.0).then_some(()))
+        },
+    )
+    .await?;
+    // An edit that changes nothing the operator renders.
+    let before = op.metric_sum("kotel_operator_reconciles_total", "")?;
+    kotel::otelcols(c, &ns.name)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"e2e.kotel.dev/touched": "yes"}}})),
+        )
+        .await?;
+    wait_for(
+        "a reconcile of the edit",
+        Duration::from_secs(30),
+        || async {
+            Ok((op.metric_sum("kotel_operator_reconciles_total", "")? > before).then_some(()))
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let after = kotel::children_versions(&ns.name, name)?;
+    ensure!(
+        after == versions,
+        "children were rewritten:\nbefore {versions:?}\nafter  {after:?}"
+    );
+    match audit {
+        Some(cursor) => {
+            let writes = cursor.writes_by(&env.install.username())?;
+            for w in &writes {
+                println!(
+                    "write: {} {} {}/{} -> {}",
+                    w.verb, w.resource, w.namespace, w.name, w.code
+                );
+            }
+            ensure!(
+                writes.is_empty(),
+                "{} API writes in steady state",
+                writes.len()
+            );
+            println!(
+                "audit log: 0 writes by {} across restart + edit",
+                env.install.username()
+            );
+        }
+        None => println!("NOTE: no audit log for this cluster; checked resourceVersions only"),
+    }
+    op.check_running()?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// 9. The Helm chart lints; `helm template` and the kustomize base pass a server-side dry run.
+#[tokio::test]
+async fn helm_chart_and_kustomize_base_pass_server_side_dry_run() -> Result<()> {
+    let env = env().await?;
+    let chart = repo_root().join("manifests/helm/kotel-operator");
+    let chart = chart.to_str().unwrap();
+    let helm = kotel_e2e::helm_bin();
+    let run = |args: &[&str]| -> Result<String> {
+        let out = kotel_e2e::run(std::process::Command::new(&helm).args(args), None)?;
+        ensure!(
+            out.status.success(),
+            "helm {} failed:\n{}{}",
+            args.join(" "),
+            out.stdout,
+            out.stderr
+        );
+        Ok(out.stdout)
+    };
+    println!("{}", run(&["lint", chart])?);
+    let rendered = run(&[
+        "template",
+        "kotel",
+        chart,
+        "--namespace",
+        &env.install.namespace,
+        "--include-crds",
+    ])?;
+    ensure!(
+        rendered.contains("kind: Deployment"),
+        "helm template renders no Deployment"
+    );
+    let dry = |args: &[&str], stdin: Option<&str>| {
+        let mut a = vec![
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "--force-conflicts",
+            "--field-manager=kotel-e2e-dry-run",
+        ];
+        a.extend_from_slice(args);
+        kotel_e2e::kubectl_stdin(&a, stdin)
+    };
+    println!(
+        "{}",
+        dry(&["-f", "-"], Some(&rendered)).context("helm template: server-side dry run")?
+    );
+    let base = repo_root().join("manifests/base");
+    println!(
+        "{}",
+        dry(&["-k", base.to_str().unwrap()], None)
+            .context("kustomize base: server-side dry run")?
+    );
+    // Both install the same CRD as crds/ (which `make crds` generates).
+    let crd = std::fs::read_to_string(
+        repo_root().join("crds/opentelemetry.io_opentelemetrycollectors.yaml"),
+    )?;
+    let in_chart =
+        std::fs::read_to_string(repo_root().join(
+            "manifests/helm/kotel-operator/crds/opentelemetry.io_opentelemetrycollectors.yaml",
+        ))?;
+    ensure!(
+        crd == in_chart,
+        "the chart's CRD differs from crds/ (run make crds)"
+    );
+    Ok(())
+}
