@@ -1,0 +1,239 @@
+//! The processor: enriches every resource of traces, metrics and logs, then hands the data on.
+//! [`Enricher`] is the pure part (cache + rules); [`K8sAttributesProcessor`] wires it to the
+//! pipeline and the API server.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use kotel_config::ComponentId;
+use kotel_config::processors::k8sattributes::K8sAttributesConfig;
+use kotel_pipeline::proto::common::v1::KeyValue;
+use kotel_pipeline::proto::resource::v1::Resource;
+use kotel_pipeline::{BoxConsumer, ConsumeError, Consumer, Envelope, Payload, Shutdown};
+use prometheus_client::registry::Registry;
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::info;
+
+use crate::association;
+use crate::attrs::{self, K8S_NAMESPACE_NAME, K8S_NODE_NAME, K8S_POD_IP};
+use crate::error::Error;
+use crate::index::{DEFAULT_DELETE_GRACE, PodIndex};
+use crate::metrics::Metrics;
+use crate::settings::{Auth, Settings};
+use crate::watch::Watches;
+
+/// Association and extraction over a cache: everything the processor does to data.
+pub struct Enricher {
+    settings: Arc<Settings>,
+    index: Arc<PodIndex>,
+    metrics: Metrics,
+}
+
+impl Enricher {
+    pub fn new(settings: Arc<Settings>, index: Arc<PodIndex>, metrics: Metrics) -> Self {
+        Self {
+            settings,
+            index,
+            metrics,
+        }
+    }
+
+    pub fn index(&self) -> &Arc<PodIndex> {
+        &self.index
+    }
+
+    /// Enriches every resource of `payload`; `peer` is the connection's IP.
+    pub fn enrich(&self, payload: &mut Payload, peer: Option<IpAddr>) {
+        // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d; pods have plain IPv4.
+        let peer = peer.map(|ip| ip.to_canonical());
+        let resources: Box<dyn Iterator<Item = &mut Option<Resource>>> = match payload {
+            Payload::Traces(r) => Box::new(r.resource_spans.iter_mut().map(|r| &mut r.resource)),
+            Payload::Metrics(r) => {
+                Box::new(r.resource_metrics.iter_mut().map(|r| &mut r.resource))
+            }
+            Payload::Logs(r) => Box::new(r.resource_logs.iter_mut().map(|r| &mut r.resource)),
+        };
+        for resource in resources {
+            let r = resource.get_or_insert_with(Resource::default);
+            self.resource(&mut r.attributes, peer);
+        }
+    }
+
+    /// Enriches one resource's attributes.
+    pub fn resource(&self, out: &mut Vec<KeyValue>, peer: Option<IpAddr>) {
+        let s = &*self.settings;
+        if s.passthrough {
+            if let Some(ip) = s
+                .association
+                .identify(out, peer)
+                .and_then(|id| id.connection_ip())
+            {
+                attrs::set(out, K8S_POD_IP, &ip.to_string());
+            }
+            return;
+        }
+        let view = self.index.read();
+        let (connection_ip, pod) = match s.association.identify(out, peer) {
+            Some(id) => {
+                let pod = association::find(&view, &s.extractor, &id);
+                if pod.is_none() {
+                    self.metrics.lookup_miss.inc();
+                }
+                (id.connection_ip(), pod)
+            }
+            None => (None, None),
+        };
+        if let Some(ip) = connection_ip {
+            attrs::set(out, K8S_POD_IP, &ip.to_string());
+        }
+        let x = &s.extractor;
+        if let Some(pod) = &pod {
+            x.pod(&view, pod, out);
+            x.container(pod, out);
+        }
+        // Namespace and node metadata also apply to data that names them without a pod match.
+        let namespace = match &pod {
+            Some(p) => Some(p.namespace.to_string()),
+            None => attrs::get(out, K8S_NAMESPACE_NAME).map(str::to_string),
+        };
+        if let Some(ns) = namespace {
+            x.namespace(&view, &ns, out);
+        }
+        let node = match pod.as_ref().and_then(|p| p.node_name.as_deref()) {
+            Some(n) => Some(n.to_string()),
+            None => attrs::get(out, K8S_NODE_NAME).map(str::to_string),
+        };
+        if let Some(node) = node {
+            x.node(&view, &node, out);
+        }
+    }
+}
+
+/// The k8sattributes processor, a [`Consumer`] in front of the next stage.
+pub struct K8sAttributesProcessor {
+    enricher: Arc<Enricher>,
+    next: BoxConsumer,
+}
+
+impl K8sAttributesProcessor {
+    /// A processor over an existing enricher (tests and benches feed its index directly).
+    pub fn new(enricher: Arc<Enricher>, next: BoxConsumer) -> Self {
+        Self { enricher, next }
+    }
+
+    /// Builds the processor of component `id`. Creates the Kubernetes client; with
+    /// `wait_for_metadata` it also starts the watches and returns once they synced, or fails
+    /// after `wait_for_metadata_timeout`. Otherwise the watches start with [`BackgroundTask::run`].
+    pub async fn build(
+        id: &ComponentId,
+        config: &K8sAttributesConfig,
+        next: BoxConsumer,
+        registry: &mut Registry,
+    ) -> Result<(BoxConsumer, BackgroundTask), Error> {
+        let id = id.to_string();
+        let settings = Arc::new(Settings::resolve(&id, config, |v| std::env::var(v).ok())?);
+        let metrics = Metrics::register(&id, registry);
+        let index = Arc::new(PodIndex::new(DEFAULT_DELETE_GRACE, settings.exclude.clone()));
+        let enricher = Arc::new(Enricher::new(
+            settings.clone(),
+            index.clone(),
+            metrics.clone(),
+        ));
+        let processor: BoxConsumer = Arc::new(Self::new(enricher, next));
+        if settings.passthrough {
+            info!(processor = %id, "passthrough: only k8s.pod.ip from the connection, no API calls");
+            return Ok((processor, BackgroundTask(Task::Idle)));
+        }
+        let client = client(&settings).await?;
+        let watches = Watches::new(client, settings.clone(), index.clone(), metrics);
+        let Some(timeout) = settings.wait_for_metadata else {
+            return Ok((processor, BackgroundTask(Task::Pending(Box::new(watches)))));
+        };
+        let ready = watches.ready();
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(watches.run(stop.clone()));
+        let guard = stop.drop_guard();
+        match tokio::time::timeout(timeout, ready.wait()).await {
+            Ok(()) => {
+                info!(processor = %id, pods = index.len(), "pod metadata synced");
+                Ok((processor, BackgroundTask(Task::Running { handle, guard })))
+            }
+            Err(_) => {
+                drop(guard);
+                Err(Error::SyncTimeout {
+                    path: format!("processors.{id}"),
+                    what: ready.pending().join(", "),
+                    timeout,
+                })
+            }
+        }
+    }
+}
+
+async fn client(s: &Settings) -> Result<kube::Client, Error> {
+    let path = format!("processors.{}", s.id);
+    let config = match s.auth {
+        Auth::ServiceAccount => {
+            kube::Config::incluster().map_err(|source| Error::InCluster {
+                path: path.clone(),
+                source,
+            })?
+        }
+        Auth::KubeConfig => {
+            kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|source| Error::KubeConfig {
+                    path: path.clone(),
+                    source,
+                })?
+        }
+        Auth::None => kube::Config::infer()
+            .await
+            .map_err(|e| Error::InvalidConfig {
+                path: format!("{path}.auth_type"),
+                reason: format!("none: no kubeconfig and no in-cluster config found: {e}"),
+            })?,
+    };
+    kube::Client::try_from(config).map_err(|source| Error::Client { path, source })
+}
+
+#[async_trait::async_trait]
+impl Consumer for K8sAttributesProcessor {
+    async fn consume(&self, mut data: Envelope) -> Result<(), ConsumeError> {
+        let peer = data.context.peer.map(|a| a.ip());
+        self.enricher.enrich(&mut data.payload, peer);
+        self.next.consume(data).await
+    }
+}
+
+enum Task {
+    /// Passthrough: nothing to watch.
+    Idle,
+    /// Watches not started yet.
+    Pending(Box<Watches>),
+    /// Watches started by `build` (wait_for_metadata); dropping the guard stops them.
+    Running {
+        handle: JoinHandle<()>,
+        guard: DropGuard,
+    },
+}
+
+/// Keeps the watches going until shutdown.
+pub struct BackgroundTask(Task);
+
+impl BackgroundTask {
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), Error> {
+        match self.0 {
+            Task::Idle => shutdown.cancelled().await,
+            Task::Pending(watches) => watches.run(shutdown).await,
+            Task::Running { handle, guard } => {
+                shutdown.cancelled().await;
+                drop(guard);
+                // The task only ends by cancellation; a panic in it has been logged already.
+                let _ = handle.await;
+            }
+        }
+        Ok(())
+    }
+}
