@@ -1,1 +1,342 @@
+//! The processor against a real API server (`make cluster-up`, or any cluster named by
+//! KUBECONFIG with at least two nodes whose pods get IPs, such as kwok's fake nodes).
+//!
+//! `KUBECONFIG=$PWD/.e2e/kubeconfig cargo test -p kotel-k8sattributes --features e2e --test api_server`
 
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kotel_config::ComponentId;
+use kotel_config::processors::k8sattributes::K8sAttributesConfig;
+use kotel_k8sattributes::K8sAttributesProcessor;
+use kotel_k8sattributes::attrs::kv;
+use kotel_pipeline::proto::common::v1::any_value::Value;
+use kotel_pipeline::proto::resource::v1::Resource;
+use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use kotel_pipeline::{
+    BoxConsumer, CaptureSink, Envelope, ExportTraceServiceRequest, Payload, RequestContext,
+    Shutdown,
+};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn pod(name: &str, node: &str, labels: serde_json::Value, host_network: bool) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "nodeName": node,
+            "hostNetwork": host_network,
+            "containers": [{"name": "app", "image": "registry.example/app:1.0"}],
+            "tolerations": [{"operator": "Exists"}]
+        }
+    }))
+    .unwrap()
+}
+
+async fn pod_ip(pods: &Api<Pod>, name: &str) -> (String, IpAddr) {
+    wait_for(&format!("pod {name} to get an IP"), || async {
+        let p = pods.get(name).await.ok()?;
+        let ip = p.status.as_ref()?.pod_ip.as_deref()?.parse().ok()?;
+        Some((p.uid()?, ip))
+    })
+    .await
+}
+
+fn traces(attrs: &[(&str, &str)]) -> Payload {
+    Payload::Traces(ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: attrs.iter().map(|(k, v)| kv(k, v)).collect(),
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span::default()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    })
+}
+
+/// Sends one trace through the processor; returns the resulting resource attributes.
+async fn send(
+    processor: &BoxConsumer,
+    sink: &CaptureSink,
+    peer: Option<IpAddr>,
+    attrs: &[(&str, &str)],
+) -> BTreeMap<String, String> {
+    let context = RequestContext {
+        peer: peer.map(|ip| SocketAddr::new(ip, 40000)),
+        metadata: None,
+    };
+    processor
+        .consume(Envelope::with_context(traces(attrs), context))
+        .await
+        .unwrap();
+    let mut got = sink.take().await;
+    let Payload::Traces(t) = got.pop().unwrap().payload else {
+        panic!("not traces")
+    };
+    t.resource_spans[0]
+        .resource
+        .as_ref()
+        .unwrap()
+        .attributes
+        .iter()
+        .filter_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some((kv.key.clone(), s.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
+    let client = Client::try_default()
+        .await
+        .expect("KUBECONFIG names a reachable cluster");
+    let nodes: Vec<String> = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
+    assert!(nodes.len() >= 2, "needs two nodes, found {nodes:?}");
+    let (mine, other) = (nodes[0].clone(), nodes[1].clone());
+
+    let ns_name = format!("k8sattr-e2e-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": ns_name}})).unwrap();
+    namespaces.create(&PostParams::default(), &ns).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns_name);
+    let pp = PostParams::default();
+
+    pods.create(&pp, &pod("web", &mine, json!({"team": "red"}), false))
+        .await
+        .unwrap();
+    pods.create(&pp, &pod("elsewhere", &other, json!({"team": "red"}), false))
+        .await
+        .unwrap();
+    pods.create(&pp, &pod("hostnet", &mine, json!({}), true))
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns_name);
+    let dep: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "shop"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "shop"}},
+            "template": {
+                "metadata": {"labels": {"app": "shop"}},
+                "spec": {
+                    "nodeName": mine,
+                    "containers": [{"name": "app", "image": "registry.example/shop:2.0"}],
+                    "tolerations": [{"operator": "Exists"}]
+                }
+            }
+        }
+    }))
+    .unwrap();
+    deployments.create(&pp, &dep).await.unwrap();
+
+    let (web_uid, web_ip) = pod_ip(&pods, "web").await;
+    let (other_uid, other_ip) = pod_ip(&pods, "elsewhere").await;
+    let (_, hostnet_ip) = pod_ip(&pods, "hostnet").await;
+    let shop_pod = wait_for("the deployment's pod", || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=shop"))
+            .await
+            .ok()?;
+        list.items.first().map(|p| p.name_any())
+    })
+    .await;
+    let (_, shop_ip) = pod_ip(&pods, &shop_pod).await;
+
+    let config: K8sAttributesConfig = serde_json::from_value(json!({
+        "auth_type": "kubeConfig",
+        "filter": {"node": mine},
+        "wait_for_metadata": true,
+        "pod_association": [
+            {"sources": [{"from": "resource_attribute", "name": "k8s.pod.uid"}]},
+            {"sources": [{"from": "connection"}]}
+        ],
+        "extract": {
+            "metadata": ["k8s.namespace.name", "k8s.pod.name", "k8s.pod.uid", "k8s.pod.start_time",
+                         "k8s.deployment.name", "k8s.node.name", "k8s.replicaset.name"],
+            "labels": [{"key": "team"}]
+        }
+    }))
+    .unwrap();
+    let sink = CaptureSink::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (processor, task) = K8sAttributesProcessor::build(
+        &ComponentId::new("k8sattributes", None),
+        &config,
+        sink.clone(),
+        &mut registry,
+    )
+    .await
+    .expect("processor builds and syncs");
+    let shutdown = Shutdown::new();
+    let background = tokio::spawn(task.run(shutdown.clone()));
+
+    // By the peer address: the pod's metadata, and k8s.pod.ip from the connection.
+    let got = send(&processor, &sink, Some(web_ip), &[]).await;
+    assert_eq!(got["k8s.pod.name"], "web");
+    assert_eq!(got["k8s.pod.uid"], web_uid);
+    assert_eq!(got["k8s.namespace.name"], ns_name);
+    assert_eq!(got["k8s.node.name"], mine);
+    assert_eq!(got["k8s.pod.ip"], web_ip.to_string());
+    assert_eq!(got["k8s.pod.labels.team"], "red");
+    assert!(got["k8s.pod.start_time"].ends_with('Z'), "{got:?}");
+
+    // By uid, from any peer; existing attributes stay.
+    let got = send(
+        &processor,
+        &sink,
+        None,
+        &[("k8s.pod.uid", &web_uid), ("k8s.pod.name", "given")],
+    )
+    .await;
+    assert_eq!(got["k8s.pod.name"], "given");
+    assert_eq!(got["k8s.namespace.name"], ns_name);
+
+    // A pod on another node is never cached: neither its uid nor its IP match.
+    let got = send(&processor, &sink, None, &[("k8s.pod.uid", &other_uid)]).await;
+    assert!(!got.contains_key("k8s.pod.name"), "{got:?}");
+    if other_ip != web_ip && other_ip != shop_ip {
+        let got = send(&processor, &sink, Some(other_ip), &[]).await;
+        assert!(!got.contains_key("k8s.pod.name"), "{got:?}");
+    }
+
+    // A hostNetwork pod shares the node's IP: never matched by it.
+    let got = send(&processor, &sink, Some(hostnet_ip), &[]).await;
+    assert_ne!(
+        got.get("k8s.pod.name").map(String::as_str),
+        Some("hostnet"),
+        "{got:?}"
+    );
+
+    // The deployment's name comes from its ReplicaSet's owner.
+    let got = wait_for("k8s.deployment.name", || async {
+        let got = send(&processor, &sink, Some(shop_ip), &[]).await;
+        got.contains_key("k8s.deployment.name").then_some(got)
+    })
+    .await;
+    assert_eq!(got["k8s.deployment.name"], "shop");
+    assert!(got["k8s.replicaset.name"].starts_with("shop-"), "{got:?}");
+
+    // Relabelled: the new value arrives through the watch.
+    pods.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"team": "blue"}}})),
+    )
+    .await
+    .unwrap();
+    wait_for("the new label", || async {
+        let got = send(&processor, &sink, Some(web_ip), &[]).await;
+        (got.get("k8s.pod.labels.team").map(String::as_str) == Some("blue")).then_some(())
+    })
+    .await;
+
+    // Deleted: late data still matches during the grace period.
+    pods.delete("web", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    wait_for("the pod to be gone", || async {
+        pods.get_opt("web").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = send(&processor, &sink, None, &[("k8s.pod.uid", &web_uid)]).await;
+    assert_eq!(got.get("k8s.pod.name").map(String::as_str), Some("web"));
+
+    let mut metrics = String::new();
+    prometheus_client::encoding::text::encode(&mut metrics, &registry).unwrap();
+    assert!(metrics.contains("otelcol_otelsvc_k8s_pod_added_total"), "{metrics}");
+    assert!(metrics.contains("otelcol_otelsvc_k8s_pod_deleted_total{processor=\"k8sattributes\"} 1"), "{metrics}");
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), background)
+        .await
+        .expect("background task stops on shutdown")
+        .unwrap()
+        .unwrap();
+    namespaces
+        .delete(&ns_name, &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn passthrough_only_tags_the_connection_ip() {
+    let config: K8sAttributesConfig =
+        serde_json::from_value(json!({"passthrough": true})).unwrap();
+    let sink = CaptureSink::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (processor, _task) = K8sAttributesProcessor::build(
+        &ComponentId::new("k8sattributes", Some("pt")),
+        &config,
+        sink.clone(),
+        &mut registry,
+    )
+    .await
+    .unwrap();
+    let got = send(&processor, &sink, Some("10.9.8.7".parse().unwrap()), &[]).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got["k8s.pod.ip"], "10.9.8.7");
+}
+
+#[tokio::test]
+async fn wait_for_metadata_fails_clearly_when_nothing_syncs() {
+    // No API round trip fits in a nanosecond: build must fail, naming what did not sync.
+    let config: K8sAttributesConfig = serde_json::from_value(json!({
+        "auth_type": "kubeConfig",
+        "filter": {"node": "no-such-node"},
+        "wait_for_metadata": true,
+        "wait_for_metadata_timeout": "1ns"
+    }))
+    .unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let err = match K8sAttributesProcessor::build(
+        &ComponentId::new("k8sattributes", None),
+        &config,
+        Arc::new(kotel_pipeline::FanOut::new(Vec::new())),
+        &mut registry,
+    )
+    .await
+    {
+        Ok(_) => panic!("a 1ns timeout cannot be met"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("wait_for_metadata"), "{err}");
+    assert!(err.contains("pods"), "{err}");
+}
