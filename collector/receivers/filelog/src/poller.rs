@@ -1,0 +1,665 @@
+//! The poll loop: find files, tell old from new by fingerprint, read what was added, batch the
+//! records into OTLP requests, hand them downstream and checkpoint what was accepted.
+//!
+//! Offsets advance only when the pipeline accepted the records before them. When it refuses,
+//! the batch is dropped from memory, reading pauses (backoff) and resumes from the last accepted
+//! offsets: the file itself is the retry buffer, so nothing is skipped or repeated.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use kotel_config::receivers::filelog::{FilelogConfig, StartAt};
+use kotel_pipeline::proto::collector::logs::v1::ExportLogsServiceRequest;
+use kotel_pipeline::proto::common::v1::{InstrumentationScope, KeyValue};
+use kotel_pipeline::proto::logs::v1::{ResourceLogs, ScopeLogs};
+use kotel_pipeline::proto::resource::v1::Resource;
+use kotel_pipeline::{BoxConsumer, ConsumeError, Envelope, Payload, Shutdown};
+
+use crate::checkpoint::{Loaded, Saved, Store};
+use crate::discovery::{Discovery, Found};
+use crate::entry::Entry;
+use crate::fingerprint::Fingerprint;
+use crate::metrics::Metrics;
+use crate::operators::{Chain, ChainStats, FileCtx};
+use crate::reader::{LineReader, Next};
+
+/// Records per request handed downstream.
+const BATCH_RECORDS: usize = 8192;
+/// Approximate line bytes per request.
+const BATCH_BYTES: usize = 4 << 20;
+/// Bytes read from one file in one poll before the others get their turn.
+const FILE_BYTES_PER_POLL: u64 = 64 << 20;
+/// Polls a file is remembered after it was last seen, and a vanished file's handle is kept
+/// open while it yields nothing more (the writer may still append after a rename).
+const GENERATIONS: u64 = 3;
+/// Save checkpoints at least this often while a long read is under way.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// The receiver settings the poll loop uses.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub poll_interval: Duration,
+    pub fingerprint_size: usize,
+    pub max_log_size: usize,
+    pub max_concurrent_files: usize,
+    pub start_at_end: bool,
+    pub force_flush_period: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+impl Settings {
+    pub fn from_config(c: &FilelogConfig) -> Self {
+        let (retry_initial, retry_max) = if c.retry_on_failure.enabled {
+            (
+                c.retry_on_failure.initial_interval,
+                c.retry_on_failure.max_interval,
+            )
+        } else {
+            (Duration::from_millis(100), Duration::from_secs(5))
+        };
+        Self {
+            poll_interval: c.poll_interval.max(Duration::from_millis(1)),
+            fingerprint_size: usize::try_from(c.fingerprint_size).unwrap_or(1000).max(1),
+            max_log_size: usize::try_from(c.max_log_size)
+                .unwrap_or(1 << 20)
+                .clamp(1, 256 << 20),
+            max_concurrent_files: c.max_concurrent_files.max(1),
+            start_at_end: c.start_at == StartAt::End,
+            force_flush_period: c.force_flush_period,
+            retry_initial: retry_initial.max(Duration::from_millis(1)),
+            retry_max: retry_max.max(retry_initial),
+        }
+    }
+}
+
+/// A file the receiver knows: its identity, accepted offset and, while found, an open handle.
+struct Tracked {
+    fp: Fingerprint,
+    /// Records before this offset were accepted downstream.
+    offset: u64,
+    path: PathBuf,
+    file: Option<File>,
+    dev_ino: (u64, u64),
+    ctx: Option<FileCtx>,
+    last_seen: u64,
+    /// End of file at the last read and when it last moved, for `force_flush_period`.
+    eof: u64,
+    last_growth: Instant,
+    /// Polls a vanished file's handle yielded nothing.
+    idle_polls: u64,
+}
+
+/// Why a poll stopped early.
+enum Stop {
+    Shutdown,
+    Refused,
+}
+
+#[derive(Default)]
+struct Batch {
+    resource_logs: Vec<ResourceLogs>,
+    /// (file, resource) of the last ResourceLogs, to append to it.
+    last: Option<(usize, Arc<Vec<KeyValue>>)>,
+    records: usize,
+    bytes: usize,
+    /// Offsets to advance once this batch is accepted.
+    commits: Vec<(usize, u64)>,
+}
+
+impl Batch {
+    fn push(&mut self, file: usize, e: Entry) {
+        let same = matches!(&self.last, Some((f, r)) if *f == file && (Arc::ptr_eq(r, &e.resource) || **r == *e.resource));
+        if !same {
+            self.resource_logs.push(ResourceLogs {
+                resource: Some(Resource {
+                    attributes: (*e.resource).clone(),
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    scope: Some(InstrumentationScope::default()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+            self.last = Some((file, e.resource.clone()));
+        }
+        let rl = self.resource_logs.last_mut().expect("just pushed");
+        rl.scope_logs[0].log_records.push(e.record);
+        self.records += 1;
+    }
+
+    fn full(&self) -> bool {
+        self.records >= BATCH_RECORDS || self.bytes >= BATCH_BYTES
+    }
+
+    fn commit(&mut self, file: usize, offset: u64) {
+        match self.commits.last_mut() {
+            Some((f, o)) if *f == file => *o = offset,
+            _ => self.commits.push((file, offset)),
+        }
+    }
+}
+
+pub struct Poller {
+    id: String,
+    s: Settings,
+    discovery: Discovery,
+    chain: Chain,
+    store: Option<Store>,
+    next: BoxConsumer,
+    metrics: Metrics,
+    tracked: Vec<Tracked>,
+    poll: u64,
+    buf: Vec<u8>,
+    batch: Batch,
+    scratch: Vec<Entry>,
+    dirty: bool,
+    last_save: Instant,
+    backoff: Duration,
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default()
+}
+
+impl Poller {
+    pub fn new(
+        id: String,
+        s: Settings,
+        discovery: Discovery,
+        chain: Chain,
+        store: Option<Store>,
+        next: BoxConsumer,
+        metrics: Metrics,
+    ) -> Self {
+        let backoff = s.retry_initial;
+        Self {
+            id,
+            s,
+            discovery,
+            chain,
+            store,
+            next,
+            metrics,
+            tracked: Vec::new(),
+            poll: 0,
+            buf: Vec::new(),
+            batch: Batch::default(),
+            scratch: Vec::new(),
+            dirty: false,
+            last_save: Instant::now(),
+            backoff,
+        }
+    }
+
+    pub async fn run(mut self, shutdown: Shutdown) {
+        self.load_checkpoints();
+        loop {
+            let started = tokio::time::Instant::now();
+            let stop = self.poll_once(&shutdown).await;
+            self.save_checkpoints();
+            let wait = match stop {
+                Err(Stop::Shutdown) => break,
+                Err(Stop::Refused) => {
+                    let w = self.backoff;
+                    self.backoff = (self.backoff * 2).min(self.s.retry_max);
+                    w
+                }
+                Ok(()) => {
+                    self.backoff = self.s.retry_initial;
+                    self.s.poll_interval.saturating_sub(started.elapsed())
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        self.save_checkpoints();
+        self.metrics.open_files.set(0);
+        tracing::info!(receiver = %self.id, "filelog receiver stopped");
+    }
+
+    fn load_checkpoints(&mut self) {
+        let Some(store) = &self.store else { return };
+        match store.load() {
+            Loaded::Empty => {}
+            Loaded::Files(files) => {
+                tracing::info!(receiver = %self.id, files = files.len(), "resuming from checkpoints");
+                for f in files {
+                    self.tracked.push(Tracked {
+                        fp: f.fingerprint,
+                        offset: f.offset,
+                        path: f.path.into(),
+                        file: None,
+                        dev_ino: (0, 0),
+                        ctx: None,
+                        last_seen: 0,
+                        eof: f.offset,
+                        last_growth: Instant::now(),
+                        idle_polls: 0,
+                    });
+                }
+            }
+            Loaded::Corrupt { reason, moved_to } => {
+                self.metrics.checkpoint_resets.inc();
+                tracing::error!(
+                    receiver = %self.id,
+                    %reason,
+                    moved_to = %moved_to.display(),
+                    "checkpoint is corrupt; set aside, files start per start_at"
+                );
+            }
+        }
+    }
+
+    fn save_checkpoints(&mut self) {
+        let Some(store) = &self.store else { return };
+        if !self.dirty {
+            return;
+        }
+        let saved: Vec<Saved> = self
+            .tracked
+            .iter()
+            .map(|t| Saved {
+                fingerprint: t.fp.clone(),
+                offset: t.offset,
+                path: t.path.to_string_lossy().into_owned(),
+            })
+            .collect();
+        match store.save(&saved) {
+            Ok(()) => self.dirty = false,
+            Err(e) => {
+                self.metrics.checkpoint_errors.inc();
+                tracing::warn!(receiver = %self.id, error = %e, "saving checkpoints failed; will retry");
+            }
+        }
+        self.last_save = Instant::now();
+    }
+
+    async fn poll_once(&mut self, shutdown: &Shutdown) -> Result<(), Stop> {
+        self.poll += 1;
+        let found = self.discovery.scan();
+        let batching = found.len() > self.s.max_concurrent_files;
+        let mut matched = vec![false; self.tracked.len()];
+        let mut index = Index::build(&self.tracked);
+        let result = async {
+            for chunk in found.chunks(self.s.max_concurrent_files) {
+                let mut to_read = Vec::with_capacity(chunk.len());
+                for f in chunk {
+                    if let Some(i) = self.resolve(f, &mut matched, &mut index) {
+                        to_read.push(i);
+                    }
+                }
+                self.metrics.reading_files.set(to_read.len() as i64);
+                for &i in &to_read {
+                    if shutdown.is_cancelled() {
+                        return Err(Stop::Shutdown);
+                    }
+                    self.read_file(i, shutdown).await?;
+                }
+                if batching {
+                    // Bound open files: keep offsets, let the handles go.
+                    for &i in &to_read {
+                        self.tracked[i].file = None;
+                    }
+                }
+            }
+            // Files no longer found (renamed out of the pattern, deleted): drain what is left
+            // through the handle still open — unless that handle is a file found again under
+            // a new identity (truncated and rewritten in place), whose old offset means nothing.
+            let live: std::collections::HashSet<(u64, u64)> = self
+                .tracked
+                .iter()
+                .filter(|t| t.last_seen == self.poll)
+                .map(|t| t.dev_ino)
+                .collect();
+            for i in 0..self.tracked.len() {
+                let t = &mut self.tracked[i];
+                if t.file.is_some() && t.last_seen != self.poll && live.contains(&t.dev_ino) {
+                    t.file = None;
+                    continue;
+                }
+                if self.tracked[i].file.is_some() && self.tracked[i].last_seen != self.poll {
+                    let before = self.tracked[i].eof;
+                    self.read_file(i, shutdown).await?;
+                    let t = &mut self.tracked[i];
+                    if t.eof == before {
+                        t.idle_polls += 1;
+                        if t.idle_polls >= GENERATIONS {
+                            t.file = None;
+                        }
+                    } else {
+                        t.idle_polls = 0;
+                    }
+                }
+            }
+            self.flush(shutdown).await
+        }
+        .await;
+        self.metrics.reading_files.set(0);
+        if result.is_err() {
+            self.abandon_batch();
+        }
+        if result.is_ok() {
+            self.prune();
+        }
+        self.metrics
+            .open_files
+            .set(self.tracked.iter().filter(|t| t.file.is_some()).count() as i64);
+        result
+    }
+
+    /// Forgets files unseen for a few polls whose handles are closed.
+    fn prune(&mut self) {
+        let poll = self.poll;
+        let before = self.tracked.len();
+        self.tracked
+            .retain(|t| t.file.is_some() || t.last_seen + GENERATIONS > poll);
+        if self.tracked.len() != before {
+            self.dirty = true;
+        }
+    }
+
+    /// Finds the known file `f` is, or starts tracking it. `None`: skip it this poll (empty,
+    /// unreadable, a duplicate of a file already matched, or a copy still being written).
+    fn resolve(&mut self, f: &Found, matched: &mut Vec<bool>, index: &mut Index) -> Option<usize> {
+        let n = self.s.fingerprint_size;
+        // Fast path: the same file still open at the same path.
+        if let Some(&i) = index.by_path.get(&f.path) {
+            let t = &mut self.tracked[i];
+            if !matched[i] && t.dev_ino == (f.dev, f.ino) {
+                if let Some(file) = &t.file {
+                    match Fingerprint::read(file, n) {
+                        Ok(fp) if fp.continues(&t.fp) && f.size >= t.offset => {
+                            t.fp = fp;
+                            t.last_seen = self.poll;
+                            t.idle_polls = 0;
+                            matched[i] = true;
+                            return Some(i);
+                        }
+                        Ok(_) => {} // truncated or rewritten: a new file at this path
+                        Err(e) => {
+                            tracing::debug!(path = %f.path.display(), error = %e, "fingerprint read failed");
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+        let file = match File::open(&f.path) {
+            Ok(file) => file,
+            Err(e) => {
+                tracing::debug!(path = %f.path.display(), error = %e, "cannot open file");
+                return None;
+            }
+        };
+        let meta = file.metadata().ok()?;
+        let fp = Fingerprint::read(&file, n).ok()?;
+        if fp.is_empty() {
+            return None;
+        }
+        let candidate = index
+            .by_path
+            .get(&f.path)
+            .copied()
+            .filter(|&i| fp.continues(&self.tracked[i].fp))
+            .or_else(|| index.by_fp.get(&fp).copied())
+            .or_else(|| {
+                (0..self.tracked.len()).find(|&i| {
+                    let t = &self.tracked[i];
+                    t.fp.len() < fp.len() && fp.continues(&t.fp)
+                })
+            });
+        if let Some(i) = candidate {
+            if matched[i] {
+                return None; // same content already read this poll (a copy)
+            }
+            let t = &mut self.tracked[i];
+            if meta.len() < t.offset {
+                tracing::info!(path = %f.path.display(), "file truncated; reading from its start");
+                t.offset = 0;
+                t.ctx = None;
+                self.dirty = true;
+            }
+            if t.path != f.path {
+                index.by_path.insert(f.path.clone(), i);
+                t.path = f.path.clone();
+            }
+            t.fp = fp;
+            t.file = Some(file);
+            t.dev_ino = (meta.dev(), meta.ino());
+            t.last_seen = self.poll;
+            t.idle_polls = 0;
+            matched[i] = true;
+            return Some(i);
+        }
+        if index.is_prefix_of_known(&fp) {
+            return None; // a copy of a known file, still being written
+        }
+        let offset = if self.poll == 1 && self.s.start_at_end {
+            meta.len()
+        } else {
+            0
+        };
+        self.tracked.push(Tracked {
+            fp: fp.clone(),
+            offset,
+            path: f.path.clone(),
+            file: Some(file),
+            dev_ino: (meta.dev(), meta.ino()),
+            ctx: None,
+            last_seen: self.poll,
+            eof: offset,
+            last_growth: Instant::now(),
+            idle_polls: 0,
+        });
+        self.dirty = true;
+        let i = self.tracked.len() - 1;
+        matched.push(true);
+        index.by_path.insert(f.path.clone(), i);
+        index.by_fp.insert(fp, i);
+        Some(i)
+    }
+
+    /// Reads file `i` from its accepted offset to its end (or this poll's byte budget).
+    async fn read_file(&mut self, i: usize, shutdown: &Shutdown) -> Result<(), Stop> {
+        let Some(file) = self.tracked[i].file.take() else {
+            return Ok(());
+        };
+        let result = self.read_open_file(i, &file, shutdown).await;
+        self.tracked[i].file = Some(file);
+        result
+    }
+
+    async fn read_open_file(
+        &mut self,
+        i: usize,
+        file: &File,
+        shutdown: &Shutdown,
+    ) -> Result<(), Stop> {
+        let start_offset = self.tracked[i].offset;
+        let mut ctx = match self.tracked[i].ctx.take() {
+            Some(c) => c,
+            None => self.chain.file_ctx(&self.tracked[i].path),
+        };
+        ctx.observed = now_nanos();
+        ctx.recombine.clear();
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut reader = LineReader::new(file, &mut buf, start_offset, self.s.max_log_size);
+        let mut stats = ChainStats::default();
+        let mut lines = 0u64;
+        let mut safe = start_offset;
+        let mut outcome = Ok(());
+        loop {
+            if self.batch.full() {
+                self.batch.commit(i, safe);
+                if let Err(stop) = self.flush(shutdown).await {
+                    outcome = Err(stop);
+                    break;
+                }
+                ctx.observed = now_nanos();
+            }
+            let next = match reader.next_line() {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(receiver = %self.id, path = %self.tracked[i].path.display(), error = %e, "read failed; retrying next poll");
+                    break;
+                }
+            };
+            match next {
+                Next::Line { token, start, end } => {
+                    lines += 1;
+                    self.batch.bytes += token.len();
+                    self.chain
+                        .process(token, start, &mut ctx, &mut self.scratch, &mut stats);
+                    safe = self.chain.pending_start(&ctx).unwrap_or(end);
+                    for e in self.scratch.drain(..) {
+                        self.batch.push(i, e);
+                    }
+                    if end - start_offset >= FILE_BYTES_PER_POLL {
+                        break; // the rest next poll, after the other files
+                    }
+                }
+                Next::Eof { tail, start } => {
+                    let eof = start + tail.len() as u64;
+                    let t = &mut self.tracked[i];
+                    if eof != t.eof {
+                        t.eof = eof;
+                        t.last_growth = Instant::now();
+                    }
+                    let stale = !self.s.force_flush_period.is_zero()
+                        && t.last_growth.elapsed() >= self.s.force_flush_period;
+                    if stale && (!tail.is_empty() || self.chain.pending_start(&ctx).is_some()) {
+                        // The writer went quiet mid-line: emit what is there.
+                        if !tail.is_empty() {
+                            lines += 1;
+                            self.chain.process(
+                                tail,
+                                start,
+                                &mut ctx,
+                                &mut self.scratch,
+                                &mut stats,
+                            );
+                        }
+                        self.chain
+                            .flush_pending(&mut ctx, &mut self.scratch, &mut stats);
+                        for e in self.scratch.drain(..) {
+                            self.batch.push(i, e);
+                        }
+                        safe = eof;
+                    } else {
+                        safe = self.chain.pending_start(&ctx).unwrap_or(start);
+                    }
+                    break;
+                }
+            }
+        }
+        drop(reader);
+        self.buf = buf;
+        // Pending partial lines are read again next poll from `safe`.
+        ctx.recombine.clear();
+        self.tracked[i].ctx = Some(ctx);
+        if outcome.is_ok() {
+            self.batch.commit(i, safe);
+        }
+        self.metrics.lines_read.inc_by(lines);
+        self.metrics.parse_errors.inc_by(stats.parse_errors);
+        self.metrics.dropped.inc_by(stats.dropped);
+        outcome
+    }
+
+    /// Hands the batch downstream; on acceptance advances the offsets it covers.
+    async fn flush(&mut self, shutdown: &Shutdown) -> Result<(), Stop> {
+        let batch = std::mem::take(&mut self.batch);
+        if batch.records > 0 {
+            let records = batch.records as u64;
+            let req = ExportLogsServiceRequest {
+                resource_logs: batch.resource_logs,
+            };
+            let send = self.next.consume(Envelope::new(Payload::Logs(req)));
+            let res = if shutdown.is_cancelled() {
+                // Final flush while stopping: give the pipeline a moment, no more.
+                tokio::time::timeout(Duration::from_secs(5), send)
+                    .await
+                    .unwrap_or(Err(ConsumeError::ShuttingDown))
+            } else {
+                tokio::select! {
+                    r = send => r,
+                    () = shutdown.cancelled() => Err(ConsumeError::ShuttingDown),
+                }
+            };
+            match res {
+                Ok(()) => {
+                    self.metrics.accepted.inc_by(records);
+                }
+                Err(ConsumeError::Permanent(reason)) => {
+                    self.metrics.dropped.inc_by(records);
+                    tracing::warn!(receiver = %self.id, %reason, records, "pipeline rejected records permanently; dropped");
+                }
+                Err(ConsumeError::Refused { reason, .. }) => {
+                    self.metrics.refused.inc_by(records);
+                    tracing::debug!(receiver = %self.id, %reason, "pipeline refused; pausing");
+                    return Err(Stop::Refused);
+                }
+                Err(ConsumeError::ShuttingDown) => return Err(Stop::Shutdown),
+            }
+        }
+        for (i, offset) in batch.commits {
+            let t = &mut self.tracked[i];
+            if t.offset != offset {
+                t.offset = offset;
+                self.dirty = true;
+            }
+        }
+        if self.last_save.elapsed() >= CHECKPOINT_EVERY {
+            self.save_checkpoints();
+        }
+        Ok(())
+    }
+
+    /// A refused or interrupted batch: forget it; its files are read again from their offsets.
+    fn abandon_batch(&mut self) {
+        self.batch = Batch::default();
+    }
+}
+
+/// Lookups over the known files for one poll.
+struct Index {
+    by_path: HashMap<PathBuf, usize>,
+    by_fp: HashMap<Fingerprint, usize>,
+    /// Sorted fingerprints, to tell a partial copy of a known file (a prefix of it).
+    sorted: BTreeMap<Fingerprint, usize>,
+}
+
+impl Index {
+    fn build(tracked: &[Tracked]) -> Self {
+        let mut by_path = HashMap::with_capacity(tracked.len());
+        let mut by_fp = HashMap::with_capacity(tracked.len());
+        for (i, t) in tracked.iter().enumerate() {
+            by_path.insert(t.path.clone(), i);
+            by_fp.insert(t.fp.clone(), i);
+        }
+        let sorted = by_fp.iter().map(|(f, i)| (f.clone(), *i)).collect();
+        Self {
+            by_path,
+            by_fp,
+            sorted,
+        }
+    }
+
+    fn is_prefix_of_known(&self, fp: &Fingerprint) -> bool {
+        self.sorted
+            .range(fp.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.len() > fp.len() && k.continues(fp))
+    }
+}
