@@ -1,1 +1,66 @@
-fn main() {}
+//! kotelcol: parse flags, init logs, build the service, run until SIGTERM/SIGINT.
+
+use anyhow::Context;
+use clap::Parser;
+use kotelcol::cli::{self, Cli, Command, LoadError};
+use kotelcol::service::{DEFAULT_SHUTDOWN_DEADLINE, Service};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Components) => {
+            print!("{}", cli::components());
+            std::process::ExitCode::SUCCESS
+        }
+        Some(Command::Validate) => match cli::load(&cli.config) {
+            Ok(_) => {
+                println!("config is valid");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(LoadError::Invalid(errors)) => {
+                for e in &errors.0 {
+                    eprintln!("{e}");
+                }
+                eprintln!("{} problem(s) found", errors.0.len());
+                std::process::ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        None => match run(&cli.config) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kotelcol: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn run(uris: &[String]) -> anyhow::Result<()> {
+    let config = cli::load(uris)?;
+    kotelcol::logging::init(&config.service.telemetry.logs);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let service = Service::build(&config).await?;
+        for ((receiver, protocol), addr) in service.addresses() {
+            tracing::info!(%receiver, %protocol, %addr, "listening");
+        }
+        service.run(shutdown_signal(), DEFAULT_SHUTDOWN_DEADLINE).await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

@@ -181,6 +181,23 @@ impl ConsumeError {
 pub trait Consumer: Send + Sync + 'static {
     /// Hands `data` to this stage. Resolves when it is accepted (queued or passed on).
     async fn consume(&self, data: Envelope) -> Result<(), ConsumeError>;
+
+    /// Like [`consume`](Consumer::consume), but data that is not accepted comes back with the
+    /// error, so a stage that retries (batch) needs no copy of what it hands on. Stages that can
+    /// give the data back override this; the default keeps a copy for the error case.
+    async fn offer(&self, data: Envelope) -> Result<(), Refusal> {
+        match self.consume(data.clone()).await {
+            Ok(()) => Ok(()),
+            Err(error) => Err(Refusal { error, data }),
+        }
+    }
+}
+
+/// Data a stage did not accept, handed back with the reason.
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: ConsumeError,
+    pub data: Envelope,
 }
 
 /// A shared consumer handle.

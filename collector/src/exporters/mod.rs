@@ -1,0 +1,341 @@
+//! Exporters: a [`Sender`] per protocol (OTLP gRPC, OTLP/HTTP, debug) behind one
+//! [`QueuedExporter`] that owns the sending queue, retries and counters.
+//!
+//! Semantics, as upstream's exporter helper:
+//! - `sending_queue` is bounded (`queue_size` requests, or items with `sizer: items`). When it is
+//!   full the data is refused at once with a retryable error (counted as
+//!   `otelcol_exporter_enqueue_failed_*`), or, with `block_on_overflow`, the caller waits for room.
+//! - `num_consumers` workers send concurrently. A retryable failure is retried with exponential
+//!   backoff and jitter (`retry_on_failure`), waiting at least what the server asked for
+//!   (Retry-After, RetryInfo); permanent failures and data past `max_elapsed_time` are dropped
+//!   and counted as `otelcol_exporter_send_failed_*`.
+//! - Without a queue, `consume` sends inline and returns the outcome to the caller.
+//! - On shutdown the workers send what is queued; past the deadline, retries stop and what is
+//!   left is dropped and counted.
+
+pub mod debug;
+pub mod otlp_grpc;
+pub mod otlp_http;
+pub mod retry;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kotel_config::exporters::{QueueConfig, RetryConfig};
+use kotel_pipeline::{ConsumeError, Consumer, Envelope, Refusal, Shutdown};
+use tokio::sync::{Mutex, Semaphore, mpsc};
+
+use crate::ledger::Ledger;
+use crate::telemetry::{ExporterCounters, idx};
+
+/// Why one attempt to send failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SendError {
+    /// Worth another attempt; `throttle` is the server's requested wait.
+    #[error("{message}")]
+    Retryable {
+        message: String,
+        throttle: Option<Duration>,
+    },
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl SendError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self::Retryable {
+            message: message.into(),
+            throttle: None,
+        }
+    }
+}
+
+/// Building an exporter failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("exporters.{id}: {message}")]
+    Invalid { id: String, message: String },
+}
+
+/// One protocol's way of sending a request once.
+#[async_trait::async_trait]
+pub trait Sender: Send + Sync + 'static {
+    async fn send(&self, data: &Envelope) -> Result<(), SendError>;
+}
+
+/// Per-attempt timeout and retry settings.
+#[derive(Clone)]
+pub struct SendPolicy {
+    pub timeout: Duration,
+    pub retry: RetryConfig,
+}
+
+/// Tokens for the exporter stage of shutdown.
+#[derive(Clone, Default)]
+pub struct ExporterStages {
+    /// Stop taking data; workers send what is queued, then exit.
+    pub drain: Shutdown,
+    /// Stop retrying: what is left is dropped.
+    pub abort: Shutdown,
+}
+
+struct Job {
+    data: Envelope,
+    bytes: usize,
+    cost: u32,
+}
+
+struct Queue {
+    tx: mpsc::UnboundedSender<Job>,
+    room: Arc<Semaphore>,
+    capacity: u32,
+    by_items: bool,
+    block: bool,
+}
+
+/// An exporter: queue, workers, retries and counters around a [`Sender`].
+pub struct QueuedExporter {
+    name: String,
+    sender: Arc<dyn Sender>,
+    policy: SendPolicy,
+    queue: Option<Queue>,
+    counters: ExporterCounters,
+    ledger: Ledger,
+    stages: ExporterStages,
+}
+
+/// The exporter's workers, run by the topology.
+pub struct ExporterTask {
+    workers: Vec<futures::future::BoxFuture<'static, ()>>,
+}
+
+impl ExporterTask {
+    pub async fn run(self) {
+        futures::future::join_all(self.workers).await;
+    }
+}
+
+impl QueuedExporter {
+    pub fn new(
+        name: String,
+        sender: Arc<dyn Sender>,
+        policy: SendPolicy,
+        queue: &QueueConfig,
+        counters: ExporterCounters,
+        ledger: Ledger,
+        stages: ExporterStages,
+    ) -> Result<(Arc<Self>, ExporterTask), BuildError> {
+        let invalid = |message: String| BuildError::Invalid {
+            id: name.clone(),
+            message,
+        };
+        if queue.storage.is_some() {
+            return Err(invalid(
+                "sending_queue.storage (a persistent queue) is not supported by kotelcol; remove it to use the in-memory queue".into(),
+            ));
+        }
+        let by_items = match queue.sizer.as_str() {
+            "requests" => false,
+            "items" => true,
+            other => {
+                return Err(invalid(format!(
+                    "sending_queue.sizer {other:?} is not supported (requests or items)"
+                )));
+            }
+        };
+        if !queue.enabled {
+            let exporter = Arc::new(Self {
+                name,
+                sender,
+                policy,
+                queue: None,
+                counters,
+                ledger,
+                stages,
+            });
+            return Ok((exporter, ExporterTask { workers: vec![] }));
+        }
+        let capacity = queue.queue_size.clamp(1, u32::MAX as usize >> 4) as u32;
+        counters.queue_capacity.set(capacity as i64);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let room = Arc::new(Semaphore::new(capacity as usize));
+        let exporter = Arc::new(Self {
+            name,
+            sender,
+            policy,
+            queue: Some(Queue {
+                tx,
+                room: room.clone(),
+                capacity,
+                by_items,
+                block: queue.block_on_overflow,
+            }),
+            counters,
+            ledger,
+            stages,
+        });
+        let rx = Arc::new(Mutex::new(rx));
+        let workers = (0..queue.num_consumers.max(1))
+            .map(|_| {
+                let exporter = exporter.clone();
+                let rx = rx.clone();
+                let room = room.clone();
+                Box::pin(async move { exporter.work(rx, room).await })
+                    as futures::future::BoxFuture<'static, ()>
+            })
+            .collect();
+        Ok((exporter, ExporterTask { workers }))
+    }
+
+    async fn work(&self, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, room: Arc<Semaphore>) {
+        loop {
+            let job = {
+                let mut rx = rx.lock().await;
+                tokio::select! {
+                    biased;
+                    job = rx.recv() => job,
+                    _ = self.stages.drain.cancelled() => rx.try_recv().ok(),
+                }
+            };
+            let Some(job) = job else { break };
+            room.add_permits(job.cost as usize);
+            self.update_queue_gauge();
+            let _ = self.send_with_retry(&job.data).await;
+            self.ledger.sub(job.bytes);
+        }
+    }
+
+    fn update_queue_gauge(&self) {
+        if let Some(q) = &self.queue {
+            let used = q.capacity as i64 - q.room.available_permits() as i64;
+            self.counters.queue_size.set(used.max(0));
+        }
+    }
+
+    /// Sends with retries; the error says why the data was finally dropped.
+    async fn send_with_retry(&self, data: &Envelope) -> Result<(), SendError> {
+        let signal = data.payload.signal();
+        let items = data.payload.item_count() as u64;
+        let start = Instant::now();
+        let mut backoff = retry::Backoff::new(&self.policy.retry);
+        loop {
+            let attempt = tokio::time::timeout(self.policy.timeout, self.sender.send(data)).await;
+            let err = match attempt {
+                Ok(Ok(())) => {
+                    self.counters.sent[idx(signal)].inc_by(items);
+                    return Ok(());
+                }
+                Ok(Err(e)) => e,
+                Err(_) => SendError::retryable(format!(
+                    "no answer within the timeout of {:?}",
+                    self.policy.timeout
+                )),
+            };
+            let give_up = |reason: &str, err: SendError| {
+                self.counters.send_failed[idx(signal)].inc_by(items);
+                tracing::error!(
+                    exporter = %self.name,
+                    signal = signal.as_str(),
+                    items,
+                    error = %err,
+                    "dropping data: {reason}"
+                );
+                Err(err)
+            };
+            let throttle = match &err {
+                SendError::Permanent(_) => return give_up("not retryable error", err),
+                SendError::Retryable { throttle, .. } => *throttle,
+            };
+            if !self.policy.retry.enabled {
+                return give_up("retry_on_failure is disabled", err);
+            }
+            let delay = backoff.next_delay().max(throttle.unwrap_or_default());
+            let max = self.policy.retry.max_elapsed_time;
+            if !max.is_zero() && start.elapsed() + delay > max {
+                return give_up("max_elapsed_time reached", err);
+            }
+            tracing::warn!(
+                exporter = %self.name,
+                error = %err,
+                delay_ms = delay.as_millis() as u64,
+                "send failed, will retry"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.stages.abort.cancelled() => return give_up("shutdown deadline reached", err),
+            }
+        }
+    }
+
+    fn refuse(&self, data: Envelope, error: ConsumeError) -> Refusal {
+        let signal = data.payload.signal();
+        self.counters.enqueue_failed[idx(signal)].inc_by(data.payload.item_count() as u64);
+        Refusal { error, data }
+    }
+}
+
+#[async_trait::async_trait]
+impl Consumer for QueuedExporter {
+    async fn consume(&self, data: Envelope) -> Result<(), ConsumeError> {
+        self.offer(data).await.map_err(|r| r.error)
+    }
+
+    async fn offer(&self, data: Envelope) -> Result<(), Refusal> {
+        if self.stages.drain.is_cancelled() {
+            return Err(Refusal {
+                error: ConsumeError::ShuttingDown,
+                data,
+            });
+        }
+        let Some(q) = &self.queue else {
+            return match self.send_with_retry(&data).await {
+                Ok(()) => Ok(()),
+                Err(SendError::Permanent(m)) => Err(Refusal {
+                    error: ConsumeError::Permanent(m),
+                    data,
+                }),
+                Err(SendError::Retryable { message, throttle }) => Err(Refusal {
+                    error: ConsumeError::Refused {
+                        reason: message,
+                        retry_after: throttle,
+                    },
+                    data,
+                }),
+            };
+        };
+        let cost = if q.by_items {
+            (data.payload.item_count() as u32).clamp(1, q.capacity)
+        } else {
+            1
+        };
+        let permit = if q.block {
+            tokio::select! {
+                p = q.room.acquire_many(cost) => p.ok(),
+                _ = self.stages.drain.cancelled() => None,
+            }
+        } else {
+            q.room.try_acquire_many(cost).ok()
+        };
+        let Some(permit) = permit else {
+            let error = if self.stages.drain.is_cancelled() {
+                ConsumeError::ShuttingDown
+            } else {
+                ConsumeError::Refused {
+                    reason: format!("sending queue of exporter {} is full", self.name),
+                    retry_after: Some(Duration::from_secs(1)),
+                }
+            };
+            return Err(self.refuse(data, error));
+        };
+        permit.forget();
+        let bytes = data.payload.encoded_len();
+        self.ledger.add(bytes);
+        if let Err(mpsc::error::SendError(job)) = q.tx.send(Job { data, bytes, cost }) {
+            q.room.add_permits(cost as usize);
+            self.ledger.sub(bytes);
+            return Err(self.refuse(job.data, ConsumeError::ShuttingDown));
+        }
+        self.update_queue_gauge();
+        Ok(())
+    }
+}

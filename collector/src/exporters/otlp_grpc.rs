@@ -1,0 +1,251 @@
+//! `otlp` (`otlp_grpc`) exporter: OTLP over gRPC with tonic.
+//!
+//! Requests are encoded once per attempt straight from the envelope (no copy of the message) and
+//! framed by a pass-through codec; gzip (default) or zstd compress the frame.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes};
+use kotel_config::exporters::otlp::OtlpExporterConfig;
+use kotel_pipeline::{Envelope, Payload};
+use prost::Message;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::{MetadataKey, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use super::{SendError, Sender};
+use crate::rpc_status::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OtlpGrpcError {
+    #[error("endpoint {endpoint:?}: {message}")]
+    Endpoint { endpoint: String, message: String },
+    #[error("tls: cannot read {path}: {source}")]
+    TlsFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("header {0:?} is not a valid gRPC metadata entry")]
+    Header(String),
+}
+
+pub struct OtlpGrpcSender {
+    channel: Channel,
+    compression: Option<CompressionEncoding>,
+    headers: Vec<(MetadataKey<tonic::metadata::Ascii>, MetadataValue<tonic::metadata::Ascii>)>,
+}
+
+impl OtlpGrpcSender {
+    /// Connects lazily: the first send opens the connection, so a backend that is down at start
+    /// is retried like any other failure.
+    pub fn new(cfg: &OtlpExporterConfig) -> Result<Self, OtlpGrpcError> {
+        let endpoint_err = |message: String| OtlpGrpcError::Endpoint {
+            endpoint: cfg.endpoint.clone(),
+            message,
+        };
+        let has_scheme = cfg.endpoint.contains("://");
+        let use_tls = if has_scheme {
+            cfg.endpoint.starts_with("https://")
+        } else {
+            !cfg.tls.insecure
+        };
+        let url = if has_scheme {
+            cfg.endpoint.clone()
+        } else {
+            format!(
+                "{}://{}",
+                if use_tls { "https" } else { "http" },
+                cfg.endpoint
+            )
+        };
+        let mut endpoint = Endpoint::from_str(&url)
+            .map_err(|e| endpoint_err(e.to_string()))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true);
+        if use_tls {
+            if cfg.tls.insecure_skip_verify {
+                return Err(OtlpGrpcError::Tls(
+                    "insecure_skip_verify is not supported by the gRPC exporter; set ca_file".into(),
+                ));
+            }
+            let read = |path: &String| {
+                std::fs::read(path).map_err(|source| OtlpGrpcError::TlsFile {
+                    path: path.clone(),
+                    source,
+                })
+            };
+            let mut tls = ClientTlsConfig::new();
+            let ca = match (&cfg.tls.ca_pem, &cfg.tls.ca_file) {
+                (Some(p), _) => Some(p.as_bytes().to_vec()),
+                (None, Some(f)) => Some(read(f)?),
+                (None, None) => None,
+            };
+            tls = match ca {
+                Some(pem) => {
+                    let t = tls.ca_certificate(Certificate::from_pem(pem));
+                    if cfg.tls.include_system_ca_certs_pool {
+                        t.with_native_roots()
+                    } else {
+                        t
+                    }
+                }
+                None => tls.with_native_roots(),
+            };
+            if let (Some(c), Some(k)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
+                tls = tls.identity(Identity::from_pem(read(c)?, read(k)?));
+            }
+            if let Some(name) = &cfg.tls.server_name_override {
+                tls = tls.domain_name(name.clone());
+            }
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| OtlpGrpcError::Tls(e.to_string()))?;
+        }
+        let compression = match cfg.compression.as_str() {
+            "gzip" => Some(CompressionEncoding::Gzip),
+            "zstd" => Some(CompressionEncoding::Zstd),
+            _ => None,
+        };
+        let headers = cfg
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let key = MetadataKey::from_str(&k.to_ascii_lowercase())
+                    .map_err(|_| OtlpGrpcError::Header(k.clone()))?;
+                let value = MetadataValue::try_from(v.as_str())
+                    .map_err(|_| OtlpGrpcError::Header(k.clone()))?;
+                Ok((key, value))
+            })
+            .collect::<Result<_, OtlpGrpcError>>()?;
+        Ok(Self {
+            channel: endpoint.connect_lazy(),
+            compression,
+            headers,
+        })
+    }
+}
+
+fn path(payload: &Payload) -> &'static str {
+    match payload {
+        Payload::Traces(_) => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Payload::Metrics(_) => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        Payload::Logs(_) => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    }
+}
+
+pub(crate) fn encode(payload: &Payload) -> Bytes {
+    let mut buf = Vec::with_capacity(payload.encoded_len());
+    match payload {
+        Payload::Traces(r) => r.encode_raw(&mut buf),
+        Payload::Metrics(r) => r.encode_raw(&mut buf),
+        Payload::Logs(r) => r.encode_raw(&mut buf),
+    }
+    buf.into()
+}
+
+#[async_trait::async_trait]
+impl Sender for OtlpGrpcSender {
+    async fn send(&self, data: &Envelope) -> Result<(), SendError> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        if let Some(c) = self.compression {
+            grpc = grpc.send_compressed(c);
+        }
+        grpc.ready()
+            .await
+            .map_err(|e| SendError::retryable(format!("connection not ready: {e}")))?;
+        let mut request = tonic::Request::new(encode(&data.payload));
+        for (k, v) in &self.headers {
+            request.metadata_mut().insert(k.clone(), v.clone());
+        }
+        let path = http::uri::PathAndQuery::from_static(path(&data.payload));
+        match grpc.unary(request, path, RawCodec).await {
+            Ok(response) => {
+                if let Some(p) = response.into_inner().partial_success
+                    && (p.rejected > 0 || !p.error_message.is_empty())
+                {
+                    tracing::warn!(
+                        rejected = p.rejected,
+                        message = %p.error_message,
+                        "partial success response"
+                    );
+                }
+                Ok(())
+            }
+            Err(status) => Err(classify(&status)),
+        }
+    }
+}
+
+/// The retryable codes of the OTLP spec; RESOURCE_EXHAUSTED only with RetryInfo.
+pub fn classify(status: &tonic::Status) -> SendError {
+    use tonic::Code::*;
+    let detailed = Status::from_tonic(status);
+    let throttle = detailed.retry_after();
+    let message = format!("{:?}: {}", status.code(), status.message());
+    match status.code() {
+        Cancelled | DeadlineExceeded | Aborted | OutOfRange | Unavailable | DataLoss => {
+            SendError::Retryable { message, throttle }
+        }
+        ResourceExhausted if throttle.is_some() => SendError::Retryable { message, throttle },
+        _ => SendError::Permanent(message),
+    }
+}
+
+/// The part of every Export*ServiceResponse kotelcol reads: field 1, the partial success.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExportResponse {
+    #[prost(message, optional, tag = "1")]
+    pub partial_success: Option<PartialSuccess>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PartialSuccess {
+    /// rejected_spans / rejected_data_points / rejected_log_records.
+    #[prost(int64, tag = "1")]
+    pub rejected: i64,
+    #[prost(string, tag = "2")]
+    pub error_message: String,
+}
+
+/// Sends already-encoded request bytes; decodes the common response shape.
+#[derive(Clone, Copy)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = ExportResponse;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        *self
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        *self
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = ExportResponse;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
+        ExportResponse::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(format!("bad export response: {e}")))
+    }
+}

@@ -1,0 +1,206 @@
+//! `otlphttp` (`otlp_http`) exporter: OTLP/HTTP with protobuf (default) or JSON bodies.
+
+use std::time::{Duration, SystemTime};
+
+use kotel_config::Signal as ConfigSignal;
+use kotel_config::exporters::otlphttp::OtlpHttpExporterConfig;
+use kotel_pipeline::{Envelope, Payload, Signal};
+
+use super::otlp_grpc::encode;
+use super::{SendError, Sender};
+
+/// Response bodies read for error messages are cut here, as upstream.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OtlpHttpError {
+    #[error("tls: cannot read {path}: {source}")]
+    TlsFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("http client: {0}")]
+    Client(String),
+    #[error("header {0:?} is not a valid HTTP header")]
+    Header(String),
+}
+
+pub struct OtlpHttpSender {
+    client: reqwest::Client,
+    urls: [Option<String>; 3],
+    json: bool,
+    compression: Compression,
+    headers: http::HeaderMap,
+}
+
+#[derive(Clone, Copy)]
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl OtlpHttpSender {
+    pub fn new(cfg: &OtlpHttpExporterConfig) -> Result<Self, OtlpHttpError> {
+        let read = |path: &String| {
+            std::fs::read(path).map_err(|source| OtlpHttpError::TlsFile {
+                path: path.clone(),
+                source,
+            })
+        };
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .danger_accept_invalid_certs(cfg.tls.insecure_skip_verify);
+        let ca = match (&cfg.tls.ca_pem, &cfg.tls.ca_file) {
+            (Some(p), _) => Some(p.as_bytes().to_vec()),
+            (None, Some(f)) => Some(read(f)?),
+            (None, None) => None,
+        };
+        if let Some(pem) = ca {
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| OtlpHttpError::Client(format!("bad CA PEM: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        if let (Some(c), Some(k)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
+            let mut pem = read(c)?;
+            pem.extend(read(k)?);
+            let id = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| OtlpHttpError::Client(format!("bad client certificate: {e}")))?;
+            builder = builder.identity(id);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| OtlpHttpError::Client(e.to_string()))?;
+        let mut headers = http::HeaderMap::new();
+        for (k, v) in &cfg.headers {
+            let name = http::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| OtlpHttpError::Header(k.clone()))?;
+            let value =
+                http::HeaderValue::from_str(v).map_err(|_| OtlpHttpError::Header(k.clone()))?;
+            headers.insert(name, value);
+        }
+        Ok(Self {
+            client,
+            urls: [
+                cfg.url_for(ConfigSignal::Traces),
+                cfg.url_for(ConfigSignal::Metrics),
+                cfg.url_for(ConfigSignal::Logs),
+            ],
+            json: cfg.encoding == "json",
+            compression: match cfg.compression.as_str() {
+                "gzip" => Compression::Gzip,
+                "zstd" => Compression::Zstd,
+                _ => Compression::None,
+            },
+            headers,
+        })
+    }
+}
+
+fn body(payload: &Payload, json: bool) -> Result<Vec<u8>, SendError> {
+    if !json {
+        return Ok(encode(payload).to_vec());
+    }
+    let r = match payload {
+        Payload::Traces(r) => serde_json::to_vec(r),
+        Payload::Metrics(r) => serde_json::to_vec(r),
+        Payload::Logs(r) => serde_json::to_vec(r),
+    };
+    r.map_err(|e| SendError::Permanent(format!("cannot encode JSON: {e}")))
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[async_trait::async_trait]
+impl Sender for OtlpHttpSender {
+    async fn send(&self, data: &Envelope) -> Result<(), SendError> {
+        let signal = data.payload.signal();
+        let i = match signal {
+            Signal::Traces => 0,
+            Signal::Metrics => 1,
+            Signal::Logs => 2,
+        };
+        let Some(url) = &self.urls[i] else {
+            return Err(SendError::Permanent(format!(
+                "no endpoint configured for {}",
+                signal.as_str()
+            )));
+        };
+        let raw = body(&data.payload, self.json)?;
+        let mut req = self
+            .client
+            .post(url)
+            .headers(self.headers.clone())
+            .header(
+                http::header::CONTENT_TYPE,
+                if self.json {
+                    "application/json"
+                } else {
+                    "application/x-protobuf"
+                },
+            );
+        let payload = match self.compression {
+            Compression::None => raw,
+            Compression::Gzip => {
+                use std::io::Write;
+                req = req.header(http::header::CONTENT_ENCODING, "gzip");
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                enc.write_all(&raw)
+                    .and_then(|_| enc.finish())
+                    .map_err(|e| SendError::Permanent(format!("gzip: {e}")))?
+            }
+            Compression::Zstd => {
+                req = req.header(http::header::CONTENT_ENCODING, "zstd");
+                zstd::bulk::compress(&raw, 1)
+                    .map_err(|e| SendError::Permanent(format!("zstd: {e}")))?
+            }
+        };
+        let resp = req
+            .body(payload)
+            .send()
+            .await
+            .map_err(|e| SendError::retryable(format!("request to {url} failed: {e}")))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let throttle = resp
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let text = resp.bytes().await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&text[..text.len().min(MAX_ERROR_BODY)]).into_owned();
+        let message = format!("{url} answered {status}: {}", text.trim());
+        match status.as_u16() {
+            429 | 502 | 503 | 504 => Err(SendError::Retryable { message, throttle }),
+            _ => Err(SendError::Permanent(message)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        let later = SystemTime::now() + Duration::from_secs(120);
+        let d = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}
