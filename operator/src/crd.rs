@@ -24,6 +24,8 @@ pub const GROUP: &str = "opentelemetry.io";
 pub const FINALIZER: &str = "opentelemetrycollector.opentelemetry.io/finalizer";
 
 /// The desired collector: how it is deployed and its configuration.
+// Several `printcolumn(type_ = "string")` look like duplicates to clippy; they are not.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "opentelemetry.io",

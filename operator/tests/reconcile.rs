@@ -1,0 +1,701 @@
+//! Reconcile tests against an in-memory fake of the Kubernetes API: which calls the operator
+//! makes, and that a steady state makes none that write.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Method, Request, Response, StatusCode};
+use kotel_operator::controller::{Context, error_policy, reconcile};
+use kotel_operator::crd::{FINALIZER, OpenTelemetryCollector};
+use kotel_operator::metrics::Metrics;
+use kotel_operator::rbac::KubeletPodsResource;
+use kotel_operator::validate::OperatorDefaults;
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{Value, json};
+
+const NS: &str = "observability";
+const CR_PATH: &str =
+    "/apis/opentelemetry.io/v1beta1/namespaces/observability/opentelemetrycollectors";
+
+/// A call the operator made: method and path (no query).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Call {
+    method: Method,
+    path: String,
+}
+
+impl Call {
+    fn writes(&self) -> bool {
+        self.method != Method::GET
+    }
+}
+
+/// The fake API server: objects by path, every call recorded, optional injected failures.
+#[derive(Default)]
+struct Fake {
+    objects: Mutex<BTreeMap<String, Value>>,
+    calls: Mutex<Vec<Call>>,
+    /// (method, path suffix) that answers 500.
+    fail: Mutex<Option<(Method, String)>>,
+    clock: Mutex<u64>,
+}
+
+fn not_found() -> (StatusCode, Value) {
+    (
+        StatusCode::NOT_FOUND,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": "not found", "reason": "NotFound", "code": 404}),
+    )
+}
+
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn matches_selector(obj: &Value, selector: &str) -> bool {
+    selector.split(',').filter(|t| !t.is_empty()).all(|term| {
+        let (k, v) = term.split_once('=').expect("equality selector");
+        obj["metadata"]["labels"][k].as_str() == Some(v)
+    })
+}
+
+impl Fake {
+    fn put(&self, path: &str, obj: Value) {
+        self.objects.lock().unwrap().insert(path.to_string(), obj);
+    }
+
+    fn get(&self, path: &str) -> Option<Value> {
+        self.objects.lock().unwrap().get(path).cloned()
+    }
+
+    fn take_calls(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    fn tick(&self) -> u64 {
+        let mut c = self.clock.lock().unwrap();
+        *c += 1;
+        *c
+    }
+
+    fn stamp(&self, obj: &mut Value, existing: Option<&Value>) {
+        let t = self.tick();
+        let meta = &mut obj["metadata"];
+        match existing {
+            Some(e) => {
+                meta["creationTimestamp"] = e["metadata"]["creationTimestamp"].clone();
+                meta["uid"] = e["metadata"]["uid"].clone();
+            }
+            None => {
+                meta["creationTimestamp"] =
+                    json!(format!("2026-01-01T00:{:02}:{:02}Z", t / 60, t % 60));
+                meta["uid"] = json!(format!("uid-{t}"));
+            }
+        }
+        meta["resourceVersion"] = json!(t.to_string());
+    }
+
+    fn handle(
+        &self,
+        method: Method,
+        uri: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (StatusCode, Value) {
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        self.calls.lock().unwrap().push(Call {
+            method: method.clone(),
+            path: path.to_string(),
+        });
+        if let Some((m, suffix)) = self.fail.lock().unwrap().as_ref()
+            && *m == method
+            && path.ends_with(suffix.as_str())
+        {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                       "message": "injected failure", "reason": "InternalError", "code": 500}),
+            );
+        }
+        let body: Value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(body).expect("JSON request body")
+        };
+        let mut objects = self.objects.lock().unwrap();
+        match method {
+            Method::GET => {
+                if let Some(obj) = objects.get(path) {
+                    return (StatusCode::OK, obj.clone());
+                }
+                let selector = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("labelSelector="))
+                    .map(percent_decode);
+                let prefix = format!("{path}/");
+                let items: Vec<Value> = objects
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| selector.as_deref().is_none_or(|s| matches_selector(v, s)))
+                    .collect();
+                let is_collection = path.rsplit('/').next().is_some_and(|last| {
+                    ["configmaps", "services", "daemonsets", "serviceaccounts"].contains(&last)
+                });
+                if is_collection {
+                    (
+                        StatusCode::OK,
+                        json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
+                    )
+                } else {
+                    not_found()
+                }
+            }
+            Method::PATCH => {
+                if let Some(parent) = path.strip_suffix("/status") {
+                    let Some(obj) = objects.get_mut(parent) else {
+                        return not_found();
+                    };
+                    obj["status"] = body["status"].clone();
+                    return (StatusCode::OK, obj.clone());
+                }
+                if content_type.starts_with("application/merge-patch") {
+                    let Some(obj) = objects.get_mut(path) else {
+                        return not_found();
+                    };
+                    let expected = body["metadata"]["resourceVersion"].clone();
+                    if !expected.is_null() && expected != obj["metadata"]["resourceVersion"] {
+                        return (
+                            StatusCode::CONFLICT,
+                            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "conflict", "reason": "Conflict", "code": 409}),
+                        );
+                    }
+                    let mut patch = body.clone();
+                    patch["metadata"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("resourceVersion");
+                    merge(obj, &patch);
+                    let mut updated = obj.clone();
+                    drop(objects);
+                    let t = self.tick();
+                    updated["metadata"]["resourceVersion"] = json!(t.to_string());
+                    self.put(path, updated.clone());
+                    return (StatusCode::OK, updated);
+                }
+                // Server-side apply: the applied configuration replaces our fields.
+                assert!(
+                    content_type.starts_with("application/apply-patch"),
+                    "{content_type}"
+                );
+                let existing = objects.get(path).cloned();
+                let mut obj = body.clone();
+                if let Some(e) = &existing {
+                    obj["status"] = e["status"].clone();
+                    if obj["status"].is_null() {
+                        obj.as_object_mut().unwrap().remove("status");
+                    }
+                    obj["metadata"]["generation"] =
+                        json!(e["metadata"]["generation"].as_i64().unwrap_or(1) + 1);
+                } else {
+                    obj["metadata"]["generation"] = json!(1);
+                }
+                drop(objects);
+                self.stamp(&mut obj, existing.as_ref());
+                self.put(path, obj.clone());
+                (StatusCode::OK, obj)
+            }
+            Method::DELETE => match objects.remove(path) {
+                Some(obj) => (StatusCode::OK, obj),
+                None => not_found(),
+            },
+            Method::POST => (StatusCode::CREATED, body),
+            other => panic!("unexpected method {other}"),
+        }
+    }
+}
+
+fn client(fake: Arc<Fake>) -> Client {
+    let service = tower::service_fn(move |req: Request<Body>| {
+        let fake = fake.clone();
+        async move {
+            let method = req.method().clone();
+            let uri = req.uri().to_string();
+            let content_type = req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let body = req.into_body().collect_bytes().await.unwrap();
+            let (status, value) = fake.handle(method, &uri, &content_type, &body);
+            let response = Response::builder()
+                .status(status)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Body::from(serde_json::to_vec(&value).unwrap()))
+                .unwrap();
+            Ok::<_, Infallible>(response)
+        }
+    });
+    Client::new(service, NS)
+}
+
+fn context(fake: &Arc<Fake>) -> Arc<Context> {
+    let client = client(fake.clone());
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "kotel-operator".into(),
+            instance: Some("test".into()),
+        },
+    );
+    Arc::new(Context::new(
+        client,
+        OperatorDefaults {
+            image: "ghcr.io/kotel-dev/kotelcol:0.0.0-test".into(),
+            version: "0.0.0-test".into(),
+            kubelet_pods: KubeletPodsResource::NodesPods,
+        },
+        recorder,
+        Arc::new(Metrics::default()),
+    ))
+}
+
+/// Loads an example, stores it in the fake, returns its path.
+fn seed(fake: &Fake, example: &str) -> String {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../manifests/examples")
+            .join(example),
+    )
+    .unwrap();
+    let mut cr: Value = serde_yaml_ng::from_str(&text).unwrap();
+    seed_value(fake, &mut cr)
+}
+
+fn seed_value(fake: &Fake, cr: &mut Value) -> String {
+    cr["metadata"]["namespace"] = json!(NS);
+    cr["metadata"]["uid"] = json!("cr-uid");
+    cr["metadata"]["generation"] = json!(1);
+    cr["metadata"]["resourceVersion"] = json!("1");
+    let path = format!("{CR_PATH}/{}", cr["metadata"]["name"].as_str().unwrap());
+    fake.put(&path, cr.clone());
+    path
+}
+
+fn load(fake: &Fake, path: &str) -> Arc<OpenTelemetryCollector> {
+    Arc::new(serde_json::from_value(fake.get(path).expect("stored CR")).unwrap())
+}
+
+async fn reconcile_stored(fake: &Arc<Fake>, ctx: &Arc<Context>, path: &str) -> Action {
+    reconcile(load(fake, path), ctx.clone())
+        .await
+        .expect("reconcile ok")
+}
+
+fn writes(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| c.writes())
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect()
+}
+
+/// What the DaemonSet controller would report once every pod runs the current template.
+fn roll_out(fake: &Fake, ds_path: &str, nodes: i32) {
+    let mut ds = fake.get(ds_path).expect("daemonset");
+    let generation = ds["metadata"]["generation"].clone();
+    ds["status"] = json!({
+        "observedGeneration": generation,
+        "currentNumberScheduled": nodes, "desiredNumberScheduled": nodes, "numberMisscheduled": 0,
+        "numberReady": nodes, "updatedNumberScheduled": nodes, "numberAvailable": nodes,
+    });
+    fake.put(ds_path, ds);
+}
+
+fn ready_condition(fake: &Fake, path: &str) -> (String, String, String) {
+    let cr = fake.get(path).unwrap();
+    let c = cr["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()
+        .clone();
+    (
+        c["status"].as_str().unwrap().into(),
+        c["reason"].as_str().unwrap().into(),
+        c["message"].as_str().unwrap().into(),
+    )
+}
+
+const DS: &str = "/apis/apps/v1/namespaces/observability/daemonsets";
+
+#[tokio::test]
+async fn first_reconcile_creates_children_then_steady_state_writes_nothing() {
+    let fake = Arc::new(Fake::default());
+    let ctx = context(&fake);
+    let path = seed(&fake, "k8s-attributes.yaml");
+
+    reconcile_stored(&fake, &ctx, &path).await;
+    let calls = fake.take_calls();
+    let w = writes(&calls);
+    let cm = w
+        .iter()
+        .find(|c| c.contains("/configmaps/k8s-attributes-collector-"))
+        .expect("configmap applied")
+        .clone();
+    assert_eq!(
+        w,
+        vec![
+            format!("PATCH {CR_PATH}/k8s-attributes"),
+            "PATCH /api/v1/namespaces/observability/serviceaccounts/k8s-attributes-collector".to_string(),
+            cm,
+            "PATCH /apis/rbac.authorization.k8s.io/v1/clusterroles/k8s-attributes-observability-cluster-role".to_string(),
+            "PATCH /apis/rbac.authorization.k8s.io/v1/clusterrolebindings/k8s-attributes-observability-collector".to_string(),
+            "PATCH /api/v1/namespaces/observability/services/k8s-attributes-collector".to_string(),
+            "PATCH /api/v1/namespaces/observability/services/k8s-attributes-collector-monitoring".to_string(),
+            format!("PATCH {DS}/k8s-attributes-collector"),
+            "POST /apis/events.k8s.io/v1/namespaces/observability/events".to_string(),
+            format!("PATCH {CR_PATH}/k8s-attributes/status"),
+            "POST /apis/events.k8s.io/v1/namespaces/observability/events".to_string(),
+        ],
+        "finalizer first, then children in dependency order, then status"
+    );
+    let cr = fake.get(&path).unwrap();
+    assert_eq!(cr["metadata"]["finalizers"], json!([FINALIZER]));
+    let (ready, reason, _) = ready_condition(&fake, &path);
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "RolloutInProgress")
+    );
+
+    // The DaemonSet controller finishes the rollout: Ready turns True (one status write).
+    roll_out(&fake, &format!("{DS}/k8s-attributes-collector"), 3);
+    reconcile_stored(&fake, &ctx, &path).await;
+    let w = writes(&fake.take_calls());
+    assert_eq!(
+        w,
+        vec![
+            format!("PATCH {CR_PATH}/k8s-attributes/status"),
+            "POST /apis/events.k8s.io/v1/namespaces/observability/events".to_string(),
+        ]
+    );
+    let (ready, reason, message) = ready_condition(&fake, &path);
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("True", "Reconciled"),
+        "{message}"
+    );
+    let status = &fake.get(&path).unwrap()["status"];
+    assert_eq!(status["scale"]["statusReplicas"], "3/3");
+    assert_eq!(status["scale"]["replicas"], 3);
+    assert_eq!(status["observedGeneration"], 1);
+    assert_eq!(status["version"], "0.0.0-test");
+    assert_eq!(status["image"], "ghcr.io/kotel-dev/kotelcol:0.0.0-test");
+
+    // Steady state: reads only.
+    for _ in 0..2 {
+        let action = reconcile_stored(&fake, &ctx, &path).await;
+        assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+        let calls = fake.take_calls();
+        assert!(!calls.is_empty());
+        assert_eq!(
+            writes(&calls),
+            Vec::<String>::new(),
+            "steady state must not write"
+        );
+    }
+}
+
+#[tokio::test]
+async fn invalid_config_reports_status_once_and_touches_no_child() {
+    let fake = Arc::new(Fake::default());
+    let ctx = context(&fake);
+    let mut cr: Value = json!({
+        "apiVersion": "opentelemetry.io/v1beta1", "kind": "OpenTelemetryCollector",
+        "metadata": {"name": "broken"},
+        "spec": {"mode": "daemonset", "config": {
+            "receivers": {"otlp": {"protocols": {"grpc": {"endpointt": "0.0.0.0:4317"}}}},
+            "exporters": {"debug": {}},
+            "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["debug"]}}}
+        }}
+    });
+    let path = seed_value(&fake, &mut cr);
+
+    let action = reconcile_stored(&fake, &ctx, &path).await;
+    assert_eq!(
+        action,
+        Action::await_change(),
+        "bad input waits for an edit"
+    );
+    let calls = fake.take_calls();
+    assert_eq!(
+        writes(&calls),
+        vec![
+            format!("PATCH {CR_PATH}/broken/status"),
+            "POST /apis/events.k8s.io/v1/namespaces/observability/events".to_string(),
+        ]
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.path.starts_with(CR_PATH) || c.path.contains("/events")),
+        "no child was read or written: {calls:?}"
+    );
+    let (ready, reason, message) = ready_condition(&fake, &path);
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "InvalidConfig")
+    );
+    assert!(
+        message.contains("receivers.otlp.protocols.grpc"),
+        "{message}"
+    );
+    let stalled = fake.get(&path).unwrap()["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Stalled")
+        .unwrap()["status"]
+        .clone();
+    assert_eq!(stalled, "True");
+
+    // Again: nothing new to say, nothing written.
+    reconcile_stored(&fake, &ctx, &path).await;
+    assert_eq!(writes(&fake.take_calls()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn bad_config_after_a_good_one_keeps_the_running_daemonset() {
+    let fake = Arc::new(Fake::default());
+    let ctx = context(&fake);
+    let path = seed(&fake, "otlp.yaml");
+    reconcile_stored(&fake, &ctx, &path).await;
+    let ds_before = fake.get(&format!("{DS}/otlp-collector")).unwrap();
+    fake.take_calls();
+
+    let mut cr = fake.get(&path).unwrap();
+    cr["spec"]["config"]["service"]["pipelines"]["traces"]["exporters"] = json!(["otlp/missing"]);
+    cr["metadata"]["generation"] = json!(2);
+    fake.put(&path, cr);
+    reconcile_stored(&fake, &ctx, &path).await;
+    let w = writes(&fake.take_calls());
+    assert!(
+        w.iter()
+            .all(|c| c.contains("/status") || c.contains("/events")),
+        "{w:?}"
+    );
+    assert_eq!(
+        fake.get(&format!("{DS}/otlp-collector")).unwrap(),
+        ds_before
+    );
+    let (_, reason, message) = ready_condition(&fake, &path);
+    assert_eq!(reason, "UndefinedComponent");
+    assert!(message.contains("otlp/missing"), "{message}");
+}
+
+#[tokio::test]
+async fn unsupported_mode_is_reported() {
+    let fake = Arc::new(Fake::default());
+    let ctx = context(&fake);
+    let mut cr: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/otlp.yaml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    cr["spec"]["mode"] = json!("deployment");
+    let path = seed_value(&fake, &mut cr);
+    assert_eq!(
+        reconcile_stored(&fake, &ctx, &path).await,
+        Action::await_change()
+    );
+    let (_, reason, _) = ready_condition(&fake, &path);
+    assert_eq!(reason, "UnsupportedMode");
+    assert!(fake.get(&format!("{DS}/otlp-collector")).is_none());
+}
+
+#[tokio::test]
+async fn unmanaged_touches_nothing() {
+    let fake = Arc::new(Fake::default());
+    let ctx = context(&fake);
+    let path = seed(&fake, "otlp.yaml");
+    let mut cr = fake.get(&path).unwrap();
+    cr["spec"]["managementState"] = json!("unmanaged");
+    fake.put(&path, cr);
+    assert_eq!(
+        reconcile_stored(&fake, &ctx, &path).await,
+        Action::await_change()
+    );
+    assert_eq!(fake.take_calls(), Vec::new());
+}
+
+#[tokio::test]
+async fn deletion_removes_cluster_rbac_then_the_finalizer() {
+    let fake = Arc::new(Fake::default());
+    let ctx = context(&fake);
+    let path = seed(&fake, "kubelet-metrics.yaml");
+    reconcile_stored(&fake, &ctx, &path).await;
+    let role = "/apis/rbac.authorization.k8s.io/v1/clusterroles/kubelet-metrics-observability-cluster-role";
+    let role_json = fake.get(role).expect("cluster role");
+    assert_eq!(
+        role_json["rules"],
+        json!([{"apiGroups": [""], "resources": ["nodes/stats"], "verbs": ["get"]}])
+    );
+    fake.take_calls();
+
+    let mut cr = fake.get(&path).unwrap();
+    cr["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+    fake.put(&path, cr);
+    assert_eq!(
+        reconcile_stored(&fake, &ctx, &path).await,
+        Action::await_change()
+    );
+    assert_eq!(
+        writes(&fake.take_calls()),
+        vec![
+            "DELETE /apis/rbac.authorization.k8s.io/v1/clusterrolebindings/kubelet-metrics-observability-collector".to_string(),
+            format!("DELETE {role}"),
+            format!("PATCH {CR_PATH}/kubelet-metrics"),
+        ]
+    );
+    assert_eq!(
+        fake.get(&path).unwrap()["metadata"]["finalizers"],
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn otlp_only_collector_gets_no_finalizer_and_no_cluster_role() {
+    let fake = Arc::new(Fake::default());
+    let ctx = context(&fake);
+    let path = seed(&fake, "otlp.yaml");
+    reconcile_stored(&fake, &ctx, &path).await;
+    let w = writes(&fake.take_calls());
+    assert!(!w.iter().any(|c| c.contains("clusterrole")), "{w:?}");
+    assert!(!w.contains(&format!("PATCH {CR_PATH}/otlp")), "{w:?}");
+    assert!(fake.get(&path).unwrap()["metadata"]["finalizers"].is_null());
+}
+
+#[tokio::test]
+async fn config_change_rolls_a_new_configmap_and_prunes_beyond_config_versions() {
+    let fake = Arc::new(Fake::default());
+    let ctx = context(&fake);
+    let path = seed(&fake, "otlp.yaml");
+    let mut cr = fake.get(&path).unwrap();
+    cr["spec"]["configVersions"] = json!(1);
+    fake.put(&path, cr);
+
+    let mut names = Vec::new();
+    for batch in [100, 200, 300] {
+        let mut cr = fake.get(&path).unwrap();
+        cr["spec"]["config"]["processors"]["batch"] = json!({"send_batch_size": batch});
+        fake.put(&path, cr);
+        reconcile_stored(&fake, &ctx, &path).await;
+        let ds = fake.get(&format!("{DS}/otlp-collector")).unwrap();
+        let cm = ds["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let hash = ds["spec"]["template"]["metadata"]["annotations"]["opentelemetry-operator-config/sha256"]
+            .as_str()
+            .unwrap();
+        assert!(cm.ends_with(&hash[..8]), "{cm} vs {hash}");
+        names.push(cm);
+    }
+    names.dedup();
+    assert_eq!(names.len(), 3, "each config gets its own ConfigMap");
+    let remaining: Vec<String> = fake
+        .objects
+        .lock()
+        .unwrap()
+        .keys()
+        .filter(|k| k.contains("/configmaps/"))
+        .map(|k| k.rsplit('/').next().unwrap().to_string())
+        .collect();
+    let mut expected = vec![names[1].clone(), names[2].clone()];
+    expected.sort();
+    assert_eq!(
+        remaining, expected,
+        "current + configVersions (1) older kept"
+    );
+}
+
+#[tokio::test]
+async fn api_failure_is_transient_and_backs_off() {
+    let fake = Arc::new(Fake::default());
+    let ctx = context(&fake);
+    let path = seed(&fake, "otlp.yaml");
+    *fake.fail.lock().unwrap() = Some((Method::PATCH, "/daemonsets/otlp-collector".to_string()));
+
+    let cr = load(&fake, &path);
+    let err = reconcile(cr.clone(), ctx.clone()).await.expect_err("fails");
+    assert_eq!(err.category(), "kube_api");
+    let (ready, reason, message) = ready_condition(&fake, &path);
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "ReconcileError")
+    );
+    assert!(message.contains("DaemonSet otlp-collector"), "{message}");
+
+    assert_eq!(
+        error_policy(cr.clone(), &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(5))
+    );
+    assert_eq!(
+        error_policy(cr.clone(), &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(10))
+    );
+    assert_eq!(
+        error_policy(cr.clone(), &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(20))
+    );
+
+    // Recovery resets the backoff and reports Ready again.
+    *fake.fail.lock().unwrap() = None;
+    reconcile_stored(&fake, &ctx, &path).await;
+    assert_eq!(
+        error_policy(cr, &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(5))
+    );
+    let text = ctx.metrics.render();
+    assert!(
+        text.contains("kotel_operator_reconcile_errors_total{category=\"kube_api\"} 1"),
+        "{text}"
+    );
+}
