@@ -30,6 +30,7 @@ e2e_log "e2e against $KUBECONFIG ($("$E2E_KUBECTL" version 2>/dev/null | grep -i
 # charged to the first test's deadline.
 cargo build -p kotel-operator
 export E2E_OPERATOR_BIN=${E2E_OPERATOR_BIN:-$E2E_REPO_ROOT/target/debug/kotel-operator}
+export RUST_LIB_BACKTRACE=${RUST_LIB_BACKTRACE:-0}   # anyhow errors print their context chain, not a backtrace
 start=$(date +%s)
 cargo test -p kotel-e2e --features e2e -- --test-threads=1 --nocapture "$@"
 e2e_log "e2e suite passed in $(( $(date +%s) - start ))s (cluster started by this run: $([[ $started == 1 ]] && echo yes || echo no))"

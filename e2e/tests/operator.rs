@@ -158,7 +158,9 @@ async fn config_change_rolls_every_pod_and_prunes_old_config_maps() -> Result<()
     let mut op = operator(&env).await?;
     let ns = TestNs::create(&env.client, "rollout").await?;
     let name = "rollout";
-    let versions = 2;
+    // Like upstream, the operator keeps the current ConfigMap plus `configVersions` older ones
+    // (upstream keeps max(configVersions, 1) + 1).
+    let versions = 1;
     apply(&collector(
         name,
         &ns.name,
@@ -166,6 +168,7 @@ async fn config_change_rolls_every_pod_and_prunes_old_config_maps() -> Result<()
         json!({"configVersions": versions}),
     ))?;
     let mut o = wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+    let first_cm = o.pod_config_maps(name)[0].clone().expect("mounted config");
     let mut timings = Timings::default();
     for (i, timeout) in ["2s", "3s", "4s"].into_iter().enumerate() {
         let old_cm = o.pod_config_maps(name)[0].clone().expect("mounted config");
@@ -206,9 +209,18 @@ async fn config_change_rolls_every_pod_and_prunes_old_config_maps() -> Result<()
     // Pruning may trail the rollout by a reconcile.
     let cms = wait_for("old ConfigMaps pruned", Duration::from_secs(30), || async {
         let cms = kotel::config_maps(&env.client, &ns.name, name).await?;
-        Ok((cms.len() <= versions).then_some(cms))
+        if cms.len() <= versions + 1 && !cms.contains(&first_cm) {
+            Ok(Some(cms))
+        } else {
+            bail!(
+                "{} ConfigMaps, want at most {}: {cms:?} (first: {first_cm})",
+                cms.len(),
+                versions + 1
+            )
+        }
     })
     .await?;
+    println!("ConfigMaps after 3 changes with configVersions={versions}: {cms:?}");
     let current = o.pod_config_maps(name)[0].clone().unwrap();
     ensure!(
         cms.contains(&current),
@@ -702,10 +714,21 @@ async fn steady_state_makes_no_writes() -> Result<()> {
     let ns = TestNs::create(c, "steady").await?;
     let name = "steady";
     let mut op = operator(&env).await?;
+    let setup = audit_log_path().map(|p| AuditCursor::now(&p)).transpose()?;
     apply(&collector(name, &ns.name, k8s_config(), json!({})))?;
     wait_ready(c, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
     // Let the last status write and events land.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    if let Some(setup) = &setup {
+        // The audit log does see this operator's writes (else "no writes" below proves nothing).
+        let n = setup.writes_by(&env.install.username())?.len();
+        ensure!(
+            n > 0,
+            "no audit entries for {} while it created a collector",
+            env.install.username()
+        );
+        println!("audit log: {n} writes by the operator to create the collector");
+    }
     let versions = kotel::children_versions(&ns.name, name)?;
     let audit = audit_log_path().map(|p| AuditCursor::now(&p)).transpose()?;
 
