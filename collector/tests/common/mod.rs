@@ -1,0 +1,225 @@
+//! Test harness: a kotelcol service in-process, a capture sink that is a real OTLP gRPC server,
+//! and helpers to read the collector's /metrics.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use kotel_config::Config;
+use kotel_pipeline::proto::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use kotel_pipeline::proto::collector::logs::v1::ExportLogsServiceResponse;
+use kotel_pipeline::proto::collector::metrics::v1::ExportMetricsServiceResponse;
+use kotel_pipeline::proto::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use kotel_pipeline::proto::collector::trace::v1::ExportTraceServiceResponse;
+use kotel_pipeline::proto::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use kotel_pipeline::{
+    ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Payload,
+    Shutdown,
+};
+use kotelcol::net::{self, Protocol};
+use kotelcol::service::Service;
+use tokio::sync::Mutex;
+
+/// An OTLP gRPC backend that keeps what it receives, or answers UNAVAILABLE while `refusing`.
+#[derive(Clone, Default)]
+pub struct Sink {
+    pub received: Arc<Mutex<Vec<Payload>>>,
+    pub refusing: Arc<AtomicBool>,
+}
+
+impl Sink {
+    /// Starts the sink on a free port.
+    pub async fn start() -> (Self, SocketAddr, Shutdown) {
+        let sink = Sink::default();
+        let listener = net::bind("127.0.0.1:0", None, Protocol::Http2).await.unwrap();
+        let addr = listener.local_addr();
+        let mut b = tonic::service::RoutesBuilder::default();
+        b.add_service(TraceServiceServer::new(sink.clone()).accept_compressed(tonic::codec::CompressionEncoding::Gzip).accept_compressed(tonic::codec::CompressionEncoding::Zstd));
+        b.add_service(MetricsServiceServer::new(sink.clone()).accept_compressed(tonic::codec::CompressionEncoding::Gzip));
+        b.add_service(LogsServiceServer::new(sink.clone()).accept_compressed(tonic::codec::CompressionEncoding::Gzip));
+        let routes = b.routes();
+        let stop = Shutdown::new();
+        tokio::spawn(kotelcol::receivers::otlp::grpc::serve(listener, routes, stop.clone()));
+        (sink, addr, stop)
+    }
+
+    async fn keep(&self, p: Payload) -> Result<(), tonic::Status> {
+        if self.refusing.load(Ordering::SeqCst) {
+            return Err(tonic::Status::unavailable("sink is down"));
+        }
+        self.received.lock().await.push(p);
+        Ok(())
+    }
+
+    pub async fn items(&self, signal: kotel_pipeline::Signal) -> usize {
+        self.received
+            .lock()
+            .await
+            .iter()
+            .filter(|p| p.signal() == signal)
+            .map(Payload::item_count)
+            .sum()
+    }
+
+    /// Waits (up to a minute, a liveness bound only) until `cond` holds on what was received.
+    pub async fn wait_for(&self, what: &str, cond: impl Fn(&[Payload]) -> bool) {
+        for _ in 0..600 {
+            if cond(&self.received.lock().await) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("sink never saw {what}");
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Sink {
+    async fn export(
+        &self,
+        r: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.keep(Payload::Traces(r.into_inner())).await?;
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Sink {
+    async fn export(
+        &self,
+        r: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.keep(Payload::Metrics(r.into_inner())).await?;
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Sink {
+    async fn export(
+        &self,
+        r: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        self.keep(Payload::Logs(r.into_inner())).await?;
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+/// A running collector.
+pub struct Collector {
+    pub grpc: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub metrics: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Collector {
+    /// Builds and runs a collector from YAML; the receiver `otlp` and metrics use free ports.
+    pub async fn start(yaml: &str) -> Self {
+        let config = Config::from_yaml(yaml).expect("valid test config");
+        let service = Service::build(&config).await.expect("service builds");
+        let grpc = service.receiver_addr("otlp", "grpc");
+        let http = service.receiver_addr("otlp", "http");
+        let metrics = service.metrics_addr().expect("metrics enabled");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let done = tokio::spawn(async move {
+            service
+                .run(
+                    async {
+                        let _ = rx.await;
+                    },
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("service runs");
+        });
+        Self {
+            grpc,
+            http,
+            metrics,
+            stop: Some(tx),
+            done: Some(done),
+        }
+    }
+
+    /// Staged shutdown; resolves when it is complete.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.done.take().unwrap().await.unwrap();
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.metrics))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of the sample whose line starts with `prefix` (name plus labels).
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let text = self.metrics_text().await;
+        text.lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter(|l| {
+                labels
+                    .iter()
+                    .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+/// A config: OTLP in (gRPC and HTTP on free ports) → `processors` → otlp exporter to `sink`.
+pub fn config(sink: SocketAddr, processors: &str, exporter_extra: &str) -> String {
+    format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+      http:
+        endpoint: 127.0.0.1:0
+processors:
+  batch:
+    timeout: 50ms
+    send_batch_size: 100
+exporters:
+  otlp:
+    endpoint: {sink}
+    tls:
+      insecure: true
+{exporter_extra}
+service:
+  telemetry:
+    logs:
+      level: warn
+    metrics:
+      address: 127.0.0.1:0
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [{processors}]
+      exporters: [otlp]
+    metrics:
+      receivers: [otlp]
+      processors: [{processors}]
+      exporters: [otlp]
+    logs:
+      receivers: [otlp]
+      processors: [{processors}]
+      exporters: [otlp]
+"#
+    )
+}
