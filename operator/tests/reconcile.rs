@@ -1,280 +1,29 @@
 //! Reconcile tests against an in-memory fake of the Kubernetes API: which calls the operator
 //! makes, and that a steady state makes none that write.
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
+mod support;
+
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Method, Request, Response, StatusCode};
+use http::Method;
 use kotel_operator::controller::{Context, error_policy, reconcile};
 use kotel_operator::crd::{FINALIZER, OpenTelemetryCollector};
 use kotel_operator::metrics::Metrics;
 use kotel_operator::rbac::KubeletPodsResource;
 use kotel_operator::validate::OperatorDefaults;
-use kube::Client;
-use kube::client::Body;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::{Value, json};
+use support::{Call, Fake};
 
 const NS: &str = "observability";
 const CR_PATH: &str =
     "/apis/opentelemetry.io/v1beta1/namespaces/observability/opentelemetrycollectors";
 
-/// A call the operator made: method and path (no query).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Call {
-    method: Method,
-    path: String,
-}
-
-impl Call {
-    fn writes(&self) -> bool {
-        self.method != Method::GET
-    }
-}
-
-/// The fake API server: objects by path, every call recorded, optional injected failures.
-#[derive(Default)]
-struct Fake {
-    objects: Mutex<BTreeMap<String, Value>>,
-    calls: Mutex<Vec<Call>>,
-    /// (method, path suffix) that answers 500.
-    fail: Mutex<Option<(Method, String)>>,
-    clock: Mutex<u64>,
-}
-
-fn not_found() -> (StatusCode, Value) {
-    (
-        StatusCode::NOT_FOUND,
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-               "message": "not found", "reason": "NotFound", "code": 404}),
-    )
-}
-
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-fn matches_selector(obj: &Value, selector: &str) -> bool {
-    selector.split(',').filter(|t| !t.is_empty()).all(|term| {
-        let (k, v) = term.split_once('=').expect("equality selector");
-        obj["metadata"]["labels"][k].as_str() == Some(v)
-    })
-}
-
-impl Fake {
-    fn put(&self, path: &str, obj: Value) {
-        self.objects.lock().unwrap().insert(path.to_string(), obj);
-    }
-
-    fn get(&self, path: &str) -> Option<Value> {
-        self.objects.lock().unwrap().get(path).cloned()
-    }
-
-    fn take_calls(&self) -> Vec<Call> {
-        std::mem::take(&mut *self.calls.lock().unwrap())
-    }
-
-    fn tick(&self) -> u64 {
-        let mut c = self.clock.lock().unwrap();
-        *c += 1;
-        *c
-    }
-
-    fn stamp(&self, obj: &mut Value, existing: Option<&Value>) {
-        let t = self.tick();
-        let meta = &mut obj["metadata"];
-        match existing {
-            Some(e) => {
-                meta["creationTimestamp"] = e["metadata"]["creationTimestamp"].clone();
-                meta["uid"] = e["metadata"]["uid"].clone();
-            }
-            None => {
-                meta["creationTimestamp"] =
-                    json!(format!("2026-01-01T00:{:02}:{:02}Z", t / 60, t % 60));
-                meta["uid"] = json!(format!("uid-{t}"));
-            }
-        }
-        meta["resourceVersion"] = json!(t.to_string());
-    }
-
-    fn handle(
-        &self,
-        method: Method,
-        uri: &str,
-        content_type: &str,
-        body: &[u8],
-    ) -> (StatusCode, Value) {
-        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-        self.calls.lock().unwrap().push(Call {
-            method: method.clone(),
-            path: path.to_string(),
-        });
-        if let Some((m, suffix)) = self.fail.lock().unwrap().as_ref()
-            && *m == method
-            && path.ends_with(suffix.as_str())
-        {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                       "message": "injected failure", "reason": "InternalError", "code": 500}),
-            );
-        }
-        let body: Value = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(body).expect("JSON request body")
-        };
-        let mut objects = self.objects.lock().unwrap();
-        match method {
-            Method::GET => {
-                if let Some(obj) = objects.get(path) {
-                    return (StatusCode::OK, obj.clone());
-                }
-                let selector = query
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix("labelSelector="))
-                    .map(percent_decode);
-                let prefix = format!("{path}/");
-                let items: Vec<Value> = objects
-                    .iter()
-                    .filter(|(k, _)| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
-                    .map(|(_, v)| v.clone())
-                    .filter(|v| selector.as_deref().is_none_or(|s| matches_selector(v, s)))
-                    .collect();
-                let is_collection = path.rsplit('/').next().is_some_and(|last| {
-                    ["configmaps", "services", "daemonsets", "serviceaccounts"].contains(&last)
-                });
-                if is_collection {
-                    (
-                        StatusCode::OK,
-                        json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
-                    )
-                } else {
-                    not_found()
-                }
-            }
-            Method::PATCH => {
-                if let Some(parent) = path.strip_suffix("/status") {
-                    let Some(obj) = objects.get_mut(parent) else {
-                        return not_found();
-                    };
-                    obj["status"] = body["status"].clone();
-                    return (StatusCode::OK, obj.clone());
-                }
-                if content_type.starts_with("application/merge-patch") {
-                    let Some(obj) = objects.get_mut(path) else {
-                        return not_found();
-                    };
-                    let expected = body["metadata"]["resourceVersion"].clone();
-                    if !expected.is_null() && expected != obj["metadata"]["resourceVersion"] {
-                        return (
-                            StatusCode::CONFLICT,
-                            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "conflict", "reason": "Conflict", "code": 409}),
-                        );
-                    }
-                    let mut patch = body.clone();
-                    patch["metadata"]
-                        .as_object_mut()
-                        .unwrap()
-                        .remove("resourceVersion");
-                    merge(obj, &patch);
-                    let mut updated = obj.clone();
-                    drop(objects);
-                    let t = self.tick();
-                    updated["metadata"]["resourceVersion"] = json!(t.to_string());
-                    self.put(path, updated.clone());
-                    return (StatusCode::OK, updated);
-                }
-                // Server-side apply: the applied configuration replaces our fields.
-                assert!(
-                    content_type.starts_with("application/apply-patch"),
-                    "{content_type}"
-                );
-                let existing = objects.get(path).cloned();
-                let mut obj = body.clone();
-                if let Some(e) = &existing {
-                    obj["status"] = e["status"].clone();
-                    if obj["status"].is_null() {
-                        obj.as_object_mut().unwrap().remove("status");
-                    }
-                    obj["metadata"]["generation"] =
-                        json!(e["metadata"]["generation"].as_i64().unwrap_or(1) + 1);
-                } else {
-                    obj["metadata"]["generation"] = json!(1);
-                }
-                drop(objects);
-                self.stamp(&mut obj, existing.as_ref());
-                self.put(path, obj.clone());
-                (StatusCode::OK, obj)
-            }
-            Method::DELETE => match objects.remove(path) {
-                Some(obj) => (StatusCode::OK, obj),
-                None => not_found(),
-            },
-            Method::POST => (StatusCode::CREATED, body),
-            other => panic!("unexpected method {other}"),
-        }
-    }
-}
-
-fn client(fake: Arc<Fake>) -> Client {
-    let service = tower::service_fn(move |req: Request<Body>| {
-        let fake = fake.clone();
-        async move {
-            let method = req.method().clone();
-            let uri = req.uri().to_string();
-            let content_type = req
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .map(|v| v.to_str().unwrap().to_string())
-                .unwrap_or_default();
-            let body = req.into_body().collect_bytes().await.unwrap();
-            let (status, value) = fake.handle(method, &uri, &content_type, &body);
-            let response = Response::builder()
-                .status(status)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Body::from(serde_json::to_vec(&value).unwrap()))
-                .unwrap();
-            Ok::<_, Infallible>(response)
-        }
-    });
-    Client::new(service, NS)
-}
-
 fn context(fake: &Arc<Fake>) -> Arc<Context> {
-    let client = client(fake.clone());
+    let client = support::client(fake.clone(), NS);
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
