@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use kotel_config::receivers::otlp::{CorsConfig, HttpServerConfig};
 use kotel_pipeline::{Envelope, Payload, Signal};
@@ -282,16 +282,14 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > state.max_body) {
+    if declared.is_some_and(|n| n > state.max_body.saturating_add(DRAIN_LIMIT)) {
         return too_large();
     }
     let headers = state.include_metadata.then(|| req.headers().clone());
-    let raw = match Limited::new(req.into_body(), state.max_body).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return too_large();
-        }
-        Err(e) => {
+    let raw = match read_body(req.into_body(), state.max_body, declared).await {
+        Ok(b) => b,
+        Err(ReadError::TooLarge) => return too_large(),
+        Err(ReadError::Io(e)) => {
             counters.failed_request("bad_payload");
             return bad(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, format!("cannot read the request body: {e}"), enc);
         }
@@ -336,6 +334,39 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
         content_type: enc.content_type(),
         retry_after: None,
     }
+}
+
+/// A body this much over the limit is still read (and discarded) so the client gets to read the
+/// 413 instead of a reset connection; beyond it the connection is dropped.
+const DRAIN_LIMIT: usize = 8 << 20;
+
+enum ReadError {
+    TooLarge,
+    Io(hyper::Error),
+}
+
+async fn read_body(mut body: Incoming, max: usize, declared: Option<usize>) -> Result<Bytes, ReadError> {
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(max));
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(ReadError::Io)?.into_data() else {
+            continue;
+        };
+        seen += data.len();
+        if seen <= max {
+            if buf.is_empty() && seen == declared.unwrap_or(usize::MAX) {
+                // The whole body in one frame: no copy.
+                return Ok(data);
+            }
+            buf.extend_from_slice(&data);
+        } else if seen > max.saturating_add(DRAIN_LIMIT) {
+            return Err(ReadError::TooLarge);
+        }
+    }
+    if seen > max {
+        return Err(ReadError::TooLarge);
+    }
+    Ok(buf.into())
 }
 
 fn decode_proto(signal: Signal, body: &[u8]) -> Result<Payload, String> {
