@@ -5,6 +5,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -140,6 +141,78 @@ impl Store {
             path: self.path.clone(),
             source,
         })
+    }
+}
+
+/// Writes checkpoints on its own thread so reading never waits for an fsync: the poll loop
+/// hands over a snapshot after every accepted batch; the thread writes the newest one it has.
+pub struct Saver {
+    shared: Arc<(Mutex<Slot>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    latest: Option<Vec<Saved>>,
+    stop: bool,
+}
+
+impl Saver {
+    /// `on_result` is told about each write (to count failures).
+    pub fn start(
+        store: Store,
+        on_result: impl Fn(Result<(), CheckpointError>) + Send + 'static,
+    ) -> Self {
+        let shared = Arc::new((Mutex::new(Slot::default()), Condvar::new()));
+        let s2 = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("filelog-checkpoint".into())
+            .spawn(move || {
+                let (lock, cv) = &*s2;
+                loop {
+                    let (next, stop) = {
+                        let mut slot = lock.lock().unwrap_or_else(|e| e.into_inner());
+                        while slot.latest.is_none() && !slot.stop {
+                            slot = cv.wait(slot).unwrap_or_else(|e| e.into_inner());
+                        }
+                        (slot.latest.take(), slot.stop)
+                    };
+                    if let Some(files) = next {
+                        on_result(store.save(&files));
+                    }
+                    if stop {
+                        return;
+                    }
+                }
+            })
+            .expect("spawning the checkpoint thread");
+        Self {
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// Queues `files` to be written, replacing an older snapshot not yet written.
+    pub fn submit(&self, files: Vec<Saved>) {
+        let (lock, cv) = &*self.shared;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).latest = Some(files);
+        cv.notify_one();
+    }
+
+    /// Writes what is queued and stops the thread.
+    pub fn finish(&mut self) {
+        let (lock, cv) = &*self.shared;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        cv.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Saver {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

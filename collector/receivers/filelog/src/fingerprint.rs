@@ -6,9 +6,11 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Fingerprint(Vec<u8>);
+/// Shared bytes: cloning one (for a checkpoint snapshot) copies no data.
+pub struct Fingerprint(Arc<[u8]>);
 
 impl Fingerprint {
     /// Reads the first `size` bytes of `file` (fewer when the file is shorter).
@@ -24,11 +26,11 @@ impl Fingerprint {
             }
         }
         buf.truncate(filled);
-        Ok(Self(buf))
+        Ok(Self(buf.into()))
     }
 
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        Self(bytes)
+        Self(bytes.into())
     }
 
     pub fn as_bytes(&self) -> &[u8] {

@@ -19,7 +19,7 @@ use kotel_pipeline::proto::logs::v1::{ResourceLogs, ScopeLogs};
 use kotel_pipeline::proto::resource::v1::Resource;
 use kotel_pipeline::{BoxConsumer, ConsumeError, Envelope, Payload, Shutdown};
 
-use crate::checkpoint::{Loaded, Saved, Store};
+use crate::checkpoint::{Loaded, Saved, Saver, Store};
 use crate::discovery::{Discovery, Found};
 use crate::entry::Entry;
 use crate::fingerprint::Fingerprint;
@@ -36,8 +36,6 @@ const FILE_BYTES_PER_POLL: u64 = 64 << 20;
 /// Polls a file is remembered after it was last seen, and a vanished file's handle is kept
 /// open while it yields nothing more (the writer may still append after a rename).
 const GENERATIONS: u64 = 3;
-/// Save checkpoints at least this often while a long read is under way.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// The receiver settings the poll loop uses.
 #[derive(Debug, Clone)]
@@ -151,6 +149,7 @@ pub struct Poller {
     discovery: Discovery,
     chain: Chain,
     store: Option<Store>,
+    saver: Option<Saver>,
     next: BoxConsumer,
     metrics: Metrics,
     tracked: Vec<Tracked>,
@@ -159,7 +158,6 @@ pub struct Poller {
     batch: Batch,
     scratch: Vec<Entry>,
     dirty: bool,
-    last_save: Instant,
     backoff: Duration,
 }
 
@@ -187,6 +185,7 @@ impl Poller {
             discovery,
             chain,
             store,
+            saver: None,
             next,
             metrics,
             tracked: Vec::new(),
@@ -195,13 +194,22 @@ impl Poller {
             batch: Batch::default(),
             scratch: Vec::new(),
             dirty: false,
-            last_save: Instant::now(),
             backoff,
         }
     }
 
     pub async fn run(mut self, shutdown: Shutdown) {
         self.load_checkpoints();
+        if let Some(store) = self.store.take() {
+            let errors = self.metrics.checkpoint_errors.clone();
+            let id = self.id.clone();
+            self.saver = Some(Saver::start(store, move |r| {
+                if let Err(e) = r {
+                    errors.inc();
+                    tracing::warn!(receiver = %id, error = %e, "saving checkpoints failed; the next change is saved again");
+                }
+            }));
+        }
         loop {
             let started = tokio::time::Instant::now();
             let stop = self.poll_once(&shutdown).await;
@@ -224,6 +232,9 @@ impl Poller {
             }
         }
         self.save_checkpoints();
+        if let Some(mut saver) = self.saver.take() {
+            saver.finish();
+        }
         self.metrics.open_files.set(0);
         tracing::info!(receiver = %self.id, "filelog receiver stopped");
     }
@@ -261,8 +272,9 @@ impl Poller {
         }
     }
 
+    /// Hands the current offsets to the checkpoint writer when they changed.
     fn save_checkpoints(&mut self) {
-        let Some(store) = &self.store else { return };
+        let Some(saver) = &self.saver else { return };
         if !self.dirty {
             return;
         }
@@ -275,14 +287,8 @@ impl Poller {
                 path: t.path.to_string_lossy().into_owned(),
             })
             .collect();
-        match store.save(&saved) {
-            Ok(()) => self.dirty = false,
-            Err(e) => {
-                self.metrics.checkpoint_errors.inc();
-                tracing::warn!(receiver = %self.id, error = %e, "saving checkpoints failed; will retry");
-            }
-        }
-        self.last_save = Instant::now();
+        saver.submit(saved);
+        self.dirty = false;
     }
 
     async fn poll_once(&mut self, shutdown: &Shutdown) -> Result<(), Stop> {
@@ -620,9 +626,7 @@ impl Poller {
                 self.dirty = true;
             }
         }
-        if self.last_save.elapsed() >= CHECKPOINT_EVERY {
-            self.save_checkpoints();
-        }
+        self.save_checkpoints();
         Ok(())
     }
 
