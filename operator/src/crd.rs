@@ -83,7 +83,6 @@ pub const FINALIZER: &str = "opentelemetrycollector.opentelemetry.io/finalizer";
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "!has(self.daemonSetUpdateStrategy) || self.mode == 'daemonset'", "message": "daemonSetUpdateStrategy is only valid in mode daemonset"},
-    {"rule": "!has(self.configVersions) || self.configVersions >= 1", "message": "configVersions must be at least 1"},
 ]))]
 pub struct OpenTelemetryCollectorSpec {
     /// How the collector is deployed. kotel implements `daemonset` (one pod per node); other modes

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::crd::{Mode, OpenTelemetryCollector, OpenTelemetryCollectorSpec};
 use crate::facts::{ConfigFacts, facts};
-use crate::names::Names;
+use crate::names::{CONFIG_DIR, CONFIG_VOLUME, Names};
 use crate::rbac::{KubeletPodsResource, rules_for};
 
 /// What the operator brings to every collector.
@@ -68,6 +68,7 @@ pub enum InvalidReason {
     UndefinedComponent,
     UnsupportedMode,
     UnsupportedField,
+    InvalidField,
     InvalidName,
 }
 
@@ -79,6 +80,7 @@ impl InvalidReason {
             Self::UndefinedComponent => "UndefinedComponent",
             Self::UnsupportedMode => "UnsupportedMode",
             Self::UnsupportedField => "UnsupportedField",
+            Self::InvalidField => "InvalidField",
             Self::InvalidName => "InvalidName",
         }
     }
@@ -151,6 +153,8 @@ pub fn validate(
         ));
     }
 
+    check_volumes(spec)?;
+
     let config = with_defaults(canonical(spec.config.clone()));
     check_components(&config)?;
     let typed = parse(&config)?;
@@ -183,6 +187,38 @@ pub fn validate(
         spec: spec.clone(),
         names,
     })
+}
+
+/// Volume names and mount paths the operator uses itself.
+fn check_volumes(spec: &OpenTelemetryCollectorSpec) -> Result<(), InvalidSpec> {
+    const RESERVED: &[&str] = &[
+        CONFIG_VOLUME,
+        "varlogpods",
+        "varlogcontainers",
+        "varlibdockercontainers",
+    ];
+    for v in spec.volumes.iter().flatten() {
+        if RESERVED.contains(&v.name.as_str()) || v.name.starts_with("checkpoints-") {
+            return Err(InvalidSpec::new(
+                InvalidReason::InvalidField,
+                format!(
+                    "spec.volumes: the name {:?} is used by the operator; choose another",
+                    v.name
+                ),
+            ));
+        }
+    }
+    for m in spec.volume_mounts.iter().flatten() {
+        if m.mount_path.trim_end_matches('/') == CONFIG_DIR {
+            return Err(InvalidSpec::new(
+                InvalidReason::InvalidField,
+                format!(
+                    "spec.volumeMounts: {CONFIG_DIR} holds the collector config; mount elsewhere"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks what kotel-config would also catch, to give a precise reason: components kotel does
@@ -251,9 +287,14 @@ fn check_components(config: &Value) -> Result<(), InvalidSpec> {
         }
     }
     if !undefined.is_empty() {
+        // The API server drops null values, so `batch:` with nothing after it vanishes from the
+        // stored resource; say so, since the user's file does define it.
         return Err(InvalidSpec::new(
             InvalidReason::UndefinedComponent,
-            undefined.join("; "),
+            format!(
+                "{} (a component written with no value, such as `batch:`, is dropped by the API server: write `batch: {{}}`)",
+                undefined.join("; ")
+            ),
         ));
     }
     Ok(())
@@ -450,9 +491,12 @@ mod tests {
         c["service"]["pipelines"]["traces"]["exporters"] = json!(["otlp/backend"]);
         let e = invalid("daemonset", c);
         assert_eq!(e.reason, InvalidReason::UndefinedComponent);
-        assert_eq!(
-            e.message,
-            "service.pipelines.traces.exporters: \"otlp/backend\" is not defined in exporters"
+        assert!(
+            e.message.starts_with(
+                "service.pipelines.traces.exporters: \"otlp/backend\" is not defined in exporters"
+            ),
+            "{}",
+            e.message
         );
     }
 
@@ -475,6 +519,25 @@ mod tests {
         r.spec.unsupported.ingress = Some(json!({"route": {}}));
         r.spec.unsupported.target_allocator = Some(json!({"enabled": false}));
         validate(&r, &OperatorDefaults::default()).expect("defaults are fine");
+    }
+
+    #[test]
+    fn reserved_volume_names_and_the_config_dir() {
+        let mut r = cr("daemonset", good_config());
+        r.spec.volumes = Some(vec![k8s_openapi::api::core::v1::Volume {
+            name: "varlogpods".into(),
+            ..Default::default()
+        }]);
+        let e = validate(&r, &OperatorDefaults::default()).expect_err("invalid");
+        assert_eq!(e.reason, InvalidReason::InvalidField);
+        r.spec.volumes = None;
+        r.spec.volume_mounts = Some(vec![k8s_openapi::api::core::v1::VolumeMount {
+            name: "x".into(),
+            mount_path: "/conf/".into(),
+            ..Default::default()
+        }]);
+        let e = validate(&r, &OperatorDefaults::default()).expect_err("invalid");
+        assert_eq!(e.reason, InvalidReason::InvalidField);
     }
 
     #[test]
