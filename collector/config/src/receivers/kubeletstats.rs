@@ -80,9 +80,7 @@ impl KubeletStatsConfig {
     pub fn metric_enabled(&self, name: &str) -> bool {
         match self.metrics.get(name) {
             Some(t) => t.enabled,
-            None => METRICS
-                .iter()
-                .any(|(n, default)| *n == name && *default),
+            None => METRICS.iter().any(|(n, default)| *n == name && *default),
         }
     }
 
@@ -188,11 +186,14 @@ pub const METRICS: &[(&str, bool)] = &[
     ("k8s.container.memory.node.utilization", false),
     ("k8s.container.memory_limit_utilization", false),
     ("k8s.container.memory_request_utilization", false),
+    ("k8s.container.ephemeral_storage.usage", false),
     ("k8s.node.cpu.time", true),
     ("k8s.node.cpu.usage", true),
     ("k8s.node.filesystem.available", true),
     ("k8s.node.filesystem.capacity", true),
     ("k8s.node.filesystem.usage", true),
+    ("k8s.node.filesystem.inode.count", false),
+    ("k8s.node.filesystem.inode.free", false),
     ("k8s.node.memory.available", true),
     ("k8s.node.memory.major_page_faults", true),
     ("k8s.node.memory.page_faults", true),
@@ -201,6 +202,12 @@ pub const METRICS: &[(&str, bool)] = &[
     ("k8s.node.memory.working_set", true),
     ("k8s.node.network.errors", true),
     ("k8s.node.network.io", true),
+    ("k8s.node.pid.limit", false),
+    ("k8s.node.pid.usage", false),
+    ("k8s.node.system_container.cpu.time", false),
+    ("k8s.node.system_container.cpu.usage", false),
+    ("k8s.node.system_container.memory.usage", false),
+    ("k8s.node.system_container.memory.working_set", false),
     ("k8s.node.uptime", false),
     ("k8s.pod.cpu.node.utilization", false),
     ("k8s.pod.cpu.time", true),
@@ -336,7 +343,10 @@ mod tests {
         let e = parse("metrics: {k8s.pod.cpu.utilization: {enabled: true}}")
             .validate("receivers.kubeletstats")
             .unwrap_err();
-        assert_eq!(e.path, "receivers.kubeletstats.metrics.k8s.pod.cpu.utilization");
+        assert_eq!(
+            e.path,
+            "receivers.kubeletstats.metrics.k8s.pod.cpu.utilization"
+        );
         let e = parse("extra_metadata_labels: [container.id, k8s.pod.ip]")
             .validate("r")
             .unwrap_err();

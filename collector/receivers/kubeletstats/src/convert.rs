@@ -37,7 +37,8 @@ mod attr {
     pub const VOLUME_NAME: &str = "k8s.volume.name";
     pub const VOLUME_TYPE: &str = "k8s.volume.type";
     pub const PVC_NAME: &str = "k8s.persistentvolumeclaim.name";
-    pub const ALL: [&str; 9] = [
+    pub const SYSTEM_CONTAINER: &str = "k8s.node.system_container.name";
+    pub const ALL: [&str; 10] = [
         NODE_NAME,
         POD_UID,
         POD_NAME,
@@ -47,6 +48,7 @@ mod attr {
         VOLUME_NAME,
         VOLUME_TYPE,
         PVC_NAME,
+        SYSTEM_CONTAINER,
     ];
 }
 
@@ -54,7 +56,8 @@ mod attr {
 #[derive(Debug, Clone)]
 pub struct Settings {
     enabled: Vec<bool>,
-    attrs: [bool; 9],
+    attrs: [bool; 10],
+    system_containers: bool,
     node: bool,
     pod: bool,
     container: bool,
@@ -75,6 +78,14 @@ impl Settings {
                 .collect(),
             attrs: attr::ALL.map(|a| c.resource_attribute_enabled(a)),
             node: c.group_enabled(MetricGroup::Node),
+            system_containers: [
+                M::SystemContainerCpuTime,
+                M::SystemContainerCpuUsage,
+                M::SystemContainerMemUsage,
+                M::SystemContainerMemWorkingSet,
+            ]
+            .iter()
+            .any(|m| c.metric_enabled(m.def().name)),
             pod: c.group_enabled(MetricGroup::Pod),
             container: c.group_enabled(MetricGroup::Container),
             volume: c.group_enabled(MetricGroup::Volume),
@@ -147,8 +158,7 @@ impl Converter {
         self.key.clear();
         self.key.push_str("node/");
         self.key.push_str(&n.node_name);
-        let usage = b.cpu(&metrics::NODE, n.cpu.as_ref(), &mut self.cpu, &self.key);
-        let _ = usage;
+        b.cpu(&metrics::NODE, n.cpu.as_ref(), &mut self.cpu, &self.key);
         b.memory(&metrics::NODE, n.memory.as_ref());
         b.fs(&metrics::NODE, n.fs.as_ref());
         if let Some(net) = &n.network {
@@ -157,6 +167,44 @@ impl Converter {
         b.uptime(metrics::NODE.uptime);
         let mut attrs = Vec::with_capacity(1);
         push_attr(&self.settings, &mut attrs, attr::NODE_NAME, &n.node_name);
+        self.emit(b, attrs, out);
+        if self.settings.system_containers {
+            for c in &n.system_containers {
+                self.system_container(n, c, now, out);
+            }
+        }
+    }
+
+    /// The kubelet's own cgroups (`kubelet`, `runtime`, `pods`, `misc`): optional metrics,
+    /// one resource per system container.
+    fn system_container(
+        &mut self,
+        n: &NodeStats,
+        c: &ContainerStats,
+        now: Timestamp,
+        out: &mut Vec<ResourceMetrics>,
+    ) {
+        let mut b = Builder::new(&self.settings, c.start_time, now);
+        if let Some(cpu) = &c.cpu
+            && let Some(nanos) = cpu.usage_core_nano_seconds
+        {
+            let seconds = nanos as f64 / 1e9;
+            b.double(M::SystemContainerCpuTime, seconds, cpu.time);
+            self.key.clear();
+            self.key.push_str("system/");
+            self.key.push_str(&c.name);
+            let t = cpu.time.unwrap_or(now);
+            if let Some(u) = self.cpu.observe(&self.key, seconds, t) {
+                b.double(M::SystemContainerCpuUsage, u, cpu.time);
+            }
+        }
+        if let Some(m) = &c.memory {
+            b.gauge_int(M::SystemContainerMemUsage, m.usage_bytes, m.time);
+            b.gauge_int(M::SystemContainerMemWorkingSet, m.working_set_bytes, m.time);
+        }
+        let mut attrs = Vec::with_capacity(2);
+        push_attr(&self.settings, &mut attrs, attr::NODE_NAME, &n.node_name);
+        push_attr(&self.settings, &mut attrs, attr::SYSTEM_CONTAINER, &c.name);
         self.emit(b, attrs, out);
     }
 

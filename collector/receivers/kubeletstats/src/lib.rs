@@ -27,8 +27,13 @@ use prometheus_client::registry::Registry;
 pub use config::Environment;
 pub use scraper::{ScrapeError, ScrapeOutcome};
 
-/// Metrics upstream has that kotel does not emit (they need the API server or are deprecated).
+/// Optional upstream metrics kotel does not emit yet (node-capacity ratios need the API server).
 const UNSUPPORTED_METRICS: &[&str] = &[
+    "k8s.container.ephemeral_storage.usage",
+    "k8s.node.filesystem.inode.count",
+    "k8s.node.filesystem.inode.free",
+    "k8s.node.pid.limit",
+    "k8s.node.pid.usage",
     "k8s.container.cpu.node.utilization",
     "k8s.container.memory.node.utilization",
     "k8s.pod.cpu.node.utilization",

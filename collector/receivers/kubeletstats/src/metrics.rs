@@ -95,6 +95,14 @@ metrics! {
     NodeNetworkErrors => "k8s.node.network.errors", "1", COUNTER, Int, "Node network errors";
     NodeNetworkIo => "k8s.node.network.io", "By", COUNTER, Int, "Node network IO";
     NodeUptime => "k8s.node.uptime", "s", COUNTER, Int, "The time since the node started";
+    SystemContainerCpuTime => "k8s.node.system_container.cpu.time", "s", COUNTER, Double,
+        "Total cumulative CPU time (sum of all cores) spent by the system container since its creation";
+    SystemContainerCpuUsage => "k8s.node.system_container.cpu.usage", "{cpu}", GAUGE, Double,
+        "Total CPU usage (sum of all cores per second) averaged over the sample window";
+    SystemContainerMemUsage => "k8s.node.system_container.memory.usage", "By", GAUGE, Int,
+        "System container memory usage";
+    SystemContainerMemWorkingSet => "k8s.node.system_container.memory.working_set", "By", GAUGE, Int,
+        "System container memory working_set";
 
     PodCpuTime => "k8s.pod.cpu.time", "s", COUNTER, Double,
         "Total cumulative CPU time (sum of all cores) spent by the container/pod/node since its creation";

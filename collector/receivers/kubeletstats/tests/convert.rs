@@ -276,6 +276,36 @@ fn metric_and_resource_attribute_switches() {
 }
 
 #[test]
+fn system_containers_when_enabled() {
+    let (s1, s2) = summaries();
+    let mut c = Converter::from_config(&config(
+        r#"{"metric_groups": ["node"], "metrics": {
+            "k8s.node.system_container.cpu.time": {"enabled": true},
+            "k8s.node.system_container.cpu.usage": {"enabled": true},
+            "k8s.node.system_container.memory.usage": {"enabled": true},
+            "k8s.node.system_container.memory.working_set": {"enabled": true}}}"#,
+    ));
+    c.convert(&s1, None, T0);
+    let out = render(&c.convert(&s2, None, T1));
+    let system: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.contains("system_container.name"))
+        .collect();
+    assert_eq!(
+        system,
+        [
+            "resource k8s.node.name=node-1,k8s.node.system_container.name=kubelet",
+            "  k8s.node.system_container.cpu.time [s] sum(monotonic) = double 1 start=0 t=36010",
+            // The kubelet used no CPU between the two samples.
+            "  k8s.node.system_container.cpu.usage [{cpu}] gauge = double 0 start=0 t=36010",
+            "  k8s.node.system_container.memory.usage [By] gauge = int 50000000 start=0 t=36010",
+            "  k8s.node.system_container.memory.working_set [By] gauge = int 40000000 start=0 t=36010",
+        ],
+        "{out}"
+    );
+}
+
+#[test]
 fn scope_is_upstreams() {
     let (s1, _) = summaries();
     let mut c = Converter::from_config(&config("{}"));
