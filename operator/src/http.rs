@@ -73,3 +73,42 @@ pub async fn serve(
         .await
         .map_err(HttpError::Serve)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn get(state: HttpState, path: &str) -> (StatusCode, String) {
+        let response = router(state)
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn endpoints() {
+        let state = HttpState {
+            metrics: Arc::new(Metrics::default()),
+            ready: Arc::new(AtomicBool::new(false)),
+        };
+        assert_eq!(get(state.clone(), "/healthz").await.0, StatusCode::OK);
+        assert_eq!(
+            get(state.clone(), "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        state.ready.store(true, Ordering::Relaxed);
+        assert_eq!(get(state.clone(), "/readyz").await.0, StatusCode::OK);
+        state.metrics.reconciled("ok", 0.1);
+        let (status, body) = get(state, "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("kotel_operator_reconciles_total"), "{body}");
+    }
+}

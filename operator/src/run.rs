@@ -60,7 +60,9 @@ pub fn init_logging(format: LogFormat, filter: &str) -> Result<(), RunError> {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .try_init(),
     };
     result.map_err(|e| RunError::Logging(e.to_string()))
 }
