@@ -102,6 +102,12 @@ impl K8sAttributesConfig {
                 ));
             }
         }
+        for (i, f) in self.filter.fields.iter().enumerate() {
+            f.validate(&format!("{path}.filter.fields[{i}]"), FIELD_OPS)?;
+        }
+        for (i, f) in self.filter.labels.iter().enumerate() {
+            f.validate(&format!("{path}.filter.labels[{i}]"), LABEL_OPS)?;
+        }
         for (i, rule) in self.pod_association.iter().enumerate() {
             if rule.sources.is_empty() || rule.sources.len() > 4 {
                 return Err(ConfigError::new(
@@ -173,6 +179,27 @@ pub struct SelectorFilter {
     /// `equals` (default), `not-equals`, `exists`, `does-not-exist`.
     #[serde(default)]
     pub op: Option<String>,
+}
+
+/// Operators a `filter.fields` entry may use (field selectors know no others).
+pub const FIELD_OPS: &[&str] = &["equals", "not-equals"];
+/// Operators a `filter.labels` entry may use (`in` / `notin` are rejected, as upstream).
+pub const LABEL_OPS: &[&str] = &["equals", "not-equals", "exists", "does-not-exist"];
+
+impl SelectorFilter {
+    fn validate(&self, path: &str, ops: &[&str]) -> Result<(), ConfigError> {
+        if self.key.is_empty() {
+            return Err(ConfigError::new(format!("{path}.key"), "key is empty"));
+        }
+        match self.op.as_deref() {
+            None | Some("") => Ok(()),
+            Some(op) if ops.contains(&op) => Ok(()),
+            Some(op) => Err(ConfigError::new(
+                format!("{path}.op"),
+                format!("{op:?}: use one of {}", ops.join(", ")),
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -263,4 +290,52 @@ impl Default for Exclude {
 #[serde(deny_unknown_fields)]
 pub struct ExcludePod {
     pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(fields: &[(&str, &str)], labels: &[(&str, &str)]) -> K8sAttributesConfig {
+        let f = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(k, op)| SelectorFilter {
+                    key: k.to_string(),
+                    value: "v".into(),
+                    op: Some(op.to_string()),
+                })
+                .collect()
+        };
+        K8sAttributesConfig {
+            filter: Filter {
+                fields: f(fields),
+                labels: f(labels),
+                ..Filter::default()
+            },
+            ..K8sAttributesConfig::default()
+        }
+    }
+
+    #[test]
+    fn filter_operators_are_checked_where_the_collector_would_reject_them() {
+        let ok = filter(
+            &[("metadata.name", "not-equals")],
+            &[("app", "exists"), ("canary", "does-not-exist")],
+        );
+        assert!(ok.validate("processors.k8sattributes").is_ok());
+
+        let err = filter(&[("metadata.name", "exists")], &[])
+            .validate("processors.k8sattributes")
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("processors.k8sattributes.filter.fields[0].op"),
+            "{err}"
+        );
+        let err = filter(&[], &[("app", "in")]).validate("p").unwrap_err();
+        assert!(
+            err.to_string().starts_with("p.filter.labels[0].op"),
+            "{err}"
+        );
+    }
 }

@@ -109,7 +109,10 @@ impl Association {
 
     /// Whether some rule matches on `container.id` (the cache then keeps container IDs).
     pub fn uses_container_id(&self) -> bool {
-        self.rules.iter().flatten().any(|s| *s == Source::ContainerId)
+        self.rules
+            .iter()
+            .flatten()
+            .any(|s| *s == Source::ContainerId)
     }
 
     /// The identifier of the first rule whose sources are all present.
@@ -225,7 +228,11 @@ pub fn find(view: &View<'_>, extractor: &Extractor, id: &Identifier<'_>) -> Opti
         // Rules on other attributes only: few pods per node, so a scan is cheap.
         return view
             .pods()
-            .find(|p| id.parts.iter().all(|part| matches(view, extractor, p, part)))
+            .find(|p| {
+                id.parts
+                    .iter()
+                    .all(|part| matches(view, extractor, p, part))
+            })
             .cloned();
     };
     let pod = candidate?;
@@ -282,7 +289,12 @@ mod tests {
         idx
     }
 
-    fn lookup(a: &Association, idx: &PodIndex, res: &[KeyValue], peer: Option<&str>) -> Option<String> {
+    fn lookup(
+        a: &Association,
+        idx: &PodIndex,
+        res: &[KeyValue],
+        peer: Option<&str>,
+    ) -> Option<String> {
         let x = Extractor::new(&K8sAttributesConfig::default(), "p").unwrap();
         let id = a.identify(res, peer.map(|p| p.parse().unwrap()))?;
         let view = idx.read();
@@ -293,14 +305,20 @@ mod tests {
     fn connection_rule_matches_the_peer_ip() {
         let a = rules(&[&[("connection", None)]]);
         let idx = index();
-        assert_eq!(lookup(&a, &idx, &[], Some("10.0.0.1")).as_deref(), Some("u1"));
+        assert_eq!(
+            lookup(&a, &idx, &[], Some("10.0.0.1")).as_deref(),
+            Some("u1")
+        );
         assert_eq!(lookup(&a, &idx, &[], Some("10.9.9.9")), None);
         assert_eq!(lookup(&a, &idx, &[], None), None);
     }
 
     #[test]
     fn host_network_pods_never_match_by_ip() {
-        let a = rules(&[&[("connection", None)], &[("resource_attribute", Some("k8s.pod.ip"))]]);
+        let a = rules(&[
+            &[("connection", None)],
+            &[("resource_attribute", Some("k8s.pod.ip"))],
+        ]);
         let idx = index();
         assert_eq!(lookup(&a, &idx, &[], Some("192.168.0.10")), None);
         let res = resource(&[("k8s.pod.ip", "192.168.0.10")]);
@@ -321,15 +339,24 @@ mod tests {
         let idx = index();
         // uid wins over the connection.
         let res = resource(&[("k8s.pod.uid", "u2")]);
-        assert_eq!(lookup(&a, &idx, &res, Some("10.0.0.1")).as_deref(), Some("u2"));
+        assert_eq!(
+            lookup(&a, &idx, &res, Some("10.0.0.1")).as_deref(),
+            Some("u2")
+        );
         // No uid: the pod IP attribute decides.
         let res = resource(&[("k8s.pod.ip", "10.0.0.2")]);
-        assert_eq!(lookup(&a, &idx, &res, Some("10.0.0.1")).as_deref(), Some("u2"));
+        assert_eq!(
+            lookup(&a, &idx, &res, Some("10.0.0.1")).as_deref(),
+            Some("u2")
+        );
         // A present but unknown uid ends association: later rules are not tried.
         let res = resource(&[("k8s.pod.uid", "nope")]);
         assert_eq!(lookup(&a, &idx, &res, Some("10.0.0.1")), None);
         // Nothing but the connection.
-        assert_eq!(lookup(&a, &idx, &[], Some("10.0.0.1")).as_deref(), Some("u1"));
+        assert_eq!(
+            lookup(&a, &idx, &[], Some("10.0.0.1")).as_deref(),
+            Some("u1")
+        );
     }
 
     #[test]
@@ -352,7 +379,10 @@ mod tests {
             ("connection", None),
         ]]);
         let res = resource(&[("k8s.pod.uid", "u1")]);
-        assert_eq!(lookup(&a, &idx, &res, Some("10.0.0.1")).as_deref(), Some("u1"));
+        assert_eq!(
+            lookup(&a, &idx, &res, Some("10.0.0.1")).as_deref(),
+            Some("u1")
+        );
         assert_eq!(lookup(&a, &idx, &res, Some("10.0.0.2")), None);
     }
 
@@ -369,17 +399,29 @@ mod tests {
 
     #[test]
     fn host_name_is_used_only_when_it_is_an_ip() {
-        let a = rules(&[&[("resource_attribute", Some("host.name"))], &[("connection", None)]]);
+        let a = rules(&[
+            &[("resource_attribute", Some("host.name"))],
+            &[("connection", None)],
+        ]);
         let idx = index();
         let res = resource(&[("host.name", "10.0.0.2")]);
-        assert_eq!(lookup(&a, &idx, &res, Some("10.0.0.1")).as_deref(), Some("u2"));
+        assert_eq!(
+            lookup(&a, &idx, &res, Some("10.0.0.1")).as_deref(),
+            Some("u2")
+        );
         let res = resource(&[("host.name", "my-laptop")]);
-        assert_eq!(lookup(&a, &idx, &res, Some("10.0.0.1")).as_deref(), Some("u1"));
+        assert_eq!(
+            lookup(&a, &idx, &res, Some("10.0.0.1")).as_deref(),
+            Some("u1")
+        );
     }
 
     #[test]
     fn an_unparsable_pod_ip_matches_nothing() {
-        let a = rules(&[&[("resource_attribute", Some("k8s.pod.ip"))], &[("connection", None)]]);
+        let a = rules(&[
+            &[("resource_attribute", Some("k8s.pod.ip"))],
+            &[("connection", None)],
+        ]);
         let idx = index();
         let res = resource(&[("k8s.pod.ip", "not-an-ip")]);
         assert_eq!(lookup(&a, &idx, &res, Some("10.0.0.1")), None);
@@ -390,10 +432,19 @@ mod tests {
         let a = Association::default();
         let idx = index();
         let res = resource(&[("k8s.pod.ip", "10.0.0.2")]);
-        assert_eq!(lookup(&a, &idx, &res, Some("10.0.0.1")).as_deref(), Some("u2"));
+        assert_eq!(
+            lookup(&a, &idx, &res, Some("10.0.0.1")).as_deref(),
+            Some("u2")
+        );
         let res = resource(&[("ip", "10.0.0.2")]);
-        assert_eq!(lookup(&a, &idx, &res, Some("10.0.0.1")).as_deref(), Some("u2"));
-        assert_eq!(lookup(&a, &idx, &[], Some("10.0.0.1")).as_deref(), Some("u1"));
+        assert_eq!(
+            lookup(&a, &idx, &res, Some("10.0.0.1")).as_deref(),
+            Some("u2")
+        );
+        assert_eq!(
+            lookup(&a, &idx, &[], Some("10.0.0.1")).as_deref(),
+            Some("u1")
+        );
         let res = resource(&[("host.name", "10.0.0.2")]);
         assert_eq!(lookup(&a, &idx, &res, None).as_deref(), Some("u2"));
         let id = a.identify(&[], Some("10.0.0.1".parse().unwrap())).unwrap();
@@ -418,6 +469,9 @@ mod tests {
         let a = rules(&[&[("connection", None)]]);
         let idx = index();
         idx.delete_pod("u1", std::time::Instant::now());
-        assert_eq!(lookup(&a, &idx, &[], Some("10.0.0.1")).as_deref(), Some("u1"));
+        assert_eq!(
+            lookup(&a, &idx, &[], Some("10.0.0.1")).as_deref(),
+            Some("u1")
+        );
     }
 }

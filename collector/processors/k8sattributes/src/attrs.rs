@@ -37,7 +37,14 @@ pub const HOST_NAME: &str = "host.name";
 /// The value of `key` as text: strings as they are, integers printed (a restart count may be
 /// either). Empty strings count as absent, as upstream treats them.
 pub fn get<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    match attrs.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()? {
+    match attrs
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()?
+        .value
+        .as_ref()?
+    {
         any_value::Value::StringValue(s) if !s.is_empty() => Some(s),
         _ => None,
     }
@@ -45,7 +52,14 @@ pub fn get<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
 
 /// An integer attribute, written as an int or as a decimal string.
 pub fn get_int(attrs: &[KeyValue], key: &str) -> Option<i64> {
-    match attrs.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()? {
+    match attrs
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()?
+        .value
+        .as_ref()?
+    {
         any_value::Value::IntValue(i) => Some(*i),
         any_value::Value::StringValue(s) => s.parse().ok(),
         _ => None,
@@ -84,7 +98,9 @@ fn put(attrs: &mut Vec<KeyValue>, key: &str, value: impl FnOnce() -> any_value::
 
 /// Sets a string attribute unless a non-empty value is there. Returns whether it wrote.
 pub fn set(attrs: &mut Vec<KeyValue>, key: &str, value: &str) -> bool {
-    put(attrs, key, || any_value::Value::StringValue(value.to_string()))
+    put(attrs, key, || {
+        any_value::Value::StringValue(value.to_string())
+    })
 }
 
 /// Sets a string-array attribute unless a value is there.

@@ -128,7 +128,10 @@ pub enum FieldKind {
 
 #[derive(Debug, Clone)]
 enum Matcher {
-    Key { key: String, tag: String },
+    Key {
+        key: String,
+        tag: String,
+    },
     /// Anchored regex. With capture groups the tag name is a `$1` / `${name}` template;
     /// without, upstream names the attribute `k8s.<from>.<kind>.<key>` whatever `tag_name` says.
     Regex {
@@ -295,10 +298,7 @@ impl Extractor {
             && ((self.metadata.service_name
                 && (key == LABEL_APP_INSTANCE || key == LABEL_APP_NAME))
                 || (self.metadata.service_version && key == LABEL_APP_VERSION));
-        service
-            || self
-                .rules_for(from, FieldKind::Label)
-                .any(|r| r.reads(key))
+        service || self.rules_for(from, FieldKind::Label).any(|r| r.reads(key))
     }
 
     /// Whether the cache keeps the annotation `key` of an object of kind `from`.
@@ -644,7 +644,10 @@ mod tests {
             ]),
             annotations: pairs_from([
                 ("git/sha".into(), "abc".into()),
-                ("resource.opentelemetry.io/service.name".into(), "web-svc".into()),
+                (
+                    "resource.opentelemetry.io/service.name".into(),
+                    "web-svc".into(),
+                ),
             ]),
             containers: vec![
                 Container {
@@ -710,7 +713,10 @@ mod tests {
         x.pod(&Rel::default(), &pod(), &mut out);
         assert_eq!(map(&out)["k8s.deployment.name"], "web");
         assert_eq!(deployment_from_replicaset_name("web-abc"), None);
-        assert_eq!(deployment_from_replicaset_name("a-b-0123456789"), Some("a-b"));
+        assert_eq!(
+            deployment_from_replicaset_name("a-b-0123456789"),
+            Some("a-b")
+        );
     }
 
     #[test]

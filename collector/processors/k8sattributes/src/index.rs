@@ -111,25 +111,29 @@ impl Store {
         }
     }
 
-    /// Removes the keys `pod` holds and hands each to the best other pod claiming it.
-    fn unindex(&mut self, pod: &PodMeta) {
+    /// Removes the keys `pod` holds. With `handoff`, its IP goes to the best other pod claiming
+    /// it; an update re-indexes the same pod at once and skips that scan.
+    fn unindex(&mut self, pod: &PodMeta, handoff: bool) {
         let uid = &pod.uid;
         if let Some(ip) = pod.ip
             && self.by_ip.get(&ip) == Some(uid)
         {
             self.by_ip.remove(&ip);
-            let next = self
-                .pods
-                .iter()
-                .filter(|(u, e)| *u != uid && e.pod.ip == Some(ip) && !e.pod.host_network)
-                .max_by(|a, b| {
-                    if wins(a.1, b.1) {
-                        std::cmp::Ordering::Greater
-                    } else {
-                        std::cmp::Ordering::Less
-                    }
-                })
-                .map(|(u, _)| u.clone());
+            let next = if handoff {
+                self.pods
+                    .iter()
+                    .filter(|(u, e)| *u != uid && e.pod.ip == Some(ip) && !e.pod.host_network)
+                    .max_by(|a, b| {
+                        if wins(a.1, b.1) {
+                            std::cmp::Ordering::Greater
+                        } else {
+                            std::cmp::Ordering::Less
+                        }
+                    })
+                    .map(|(u, _)| u.clone())
+            } else {
+                None
+            };
             if let Some(next) = next {
                 self.by_ip.insert(ip, next);
             }
@@ -151,9 +155,9 @@ impl Store {
         }
     }
 
-    fn remove(&mut self, uid: &str) -> Option<Arc<PodMeta>> {
+    fn remove(&mut self, uid: &str, handoff: bool) -> Option<Arc<PodMeta>> {
         let entry = self.pods.remove(uid)?;
-        self.unindex(&entry.pod);
+        self.unindex(&entry.pod, handoff);
         Some(entry.pod)
     }
 }
@@ -193,11 +197,11 @@ impl PodIndex {
             seen.insert(pod.uid.as_ref().into());
         }
         if self.excluded(&pod) {
-            s.remove(&pod.uid);
+            s.remove(&pod.uid, true);
             return PodChange::Excluded;
         }
         let uid = pod.uid.clone();
-        let change = match s.remove(&uid) {
+        let change = match s.remove(&uid, false) {
             Some(_) => PodChange::Updated,
             None => PodChange::Added,
         };
@@ -274,7 +278,7 @@ impl PodIndex {
             .map(|(u, _)| u.clone())
             .collect();
         for uid in &expired {
-            s.remove(uid);
+            s.remove(uid, true);
         }
         if !s.replicasets.is_empty() {
             let used: HashSet<&str> = s
@@ -339,8 +343,15 @@ impl PodIndex {
             .filter(|e| e.deleted_at.is_none())
             .filter_map(|e| {
                 let o = e.pod.owner(OwnerKind::ReplicaSet)?;
-                (!s.store.replicasets.contains_key(&o.uid) && seen.insert(o.uid.clone()))
-                    .then(|| (e.pod.namespace.to_string(), o.name.to_string(), o.uid.to_string()))
+                (!s.store.replicasets.contains_key(&o.uid) && seen.insert(o.uid.clone())).then(
+                    || {
+                        (
+                            e.pod.namespace.to_string(),
+                            o.name.to_string(),
+                            o.uid.to_string(),
+                        )
+                    },
+                )
             })
             .collect()
     }
@@ -532,7 +543,10 @@ pub(crate) mod tests {
 
     #[test]
     fn excluded_and_ignored_pods_are_not_cached() {
-        let idx = PodIndex::new(DEFAULT_DELETE_GRACE, vec![Regex::new("jaeger-agent").unwrap()]);
+        let idx = PodIndex::new(
+            DEFAULT_DELETE_GRACE,
+            vec![Regex::new("jaeger-agent").unwrap()],
+        );
         assert_eq!(
             idx.apply_pod(pod("u1", "jaeger-agent-x", "10.0.0.1", 1)),
             PodChange::Excluded

@@ -53,7 +53,11 @@ impl Metrics {
             "Namespace watch events applied",
             m.namespace_events.clone(),
         );
-        r.register(NODE_EVENTS, "Node watch events applied", m.node_events.clone());
+        r.register(
+            NODE_EVENTS,
+            "Node watch events applied",
+            m.node_events.clone(),
+        );
         r.register(
             REPLICASET_FETCHED,
             "ReplicaSets fetched for the deployment of cached pods",

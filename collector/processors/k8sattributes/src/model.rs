@@ -196,7 +196,11 @@ mod tests {
         );
         assert_eq!(
             parse_image("registry:5000/team/app@sha256:ab"),
-            ("registry:5000/team/app".into(), None, Some("sha256:ab".into()))
+            (
+                "registry:5000/team/app".into(),
+                None,
+                Some("sha256:ab".into())
+            )
         );
         assert_eq!(
             parse_image("ghcr.io/x/y:v1@sha256:ab"),

@@ -49,9 +49,7 @@ impl Enricher {
         let peer = peer.map(|ip| ip.to_canonical());
         let resources: Box<dyn Iterator<Item = &mut Option<Resource>>> = match payload {
             Payload::Traces(r) => Box::new(r.resource_spans.iter_mut().map(|r| &mut r.resource)),
-            Payload::Metrics(r) => {
-                Box::new(r.resource_metrics.iter_mut().map(|r| &mut r.resource))
-            }
+            Payload::Metrics(r) => Box::new(r.resource_metrics.iter_mut().map(|r| &mut r.resource)),
             Payload::Logs(r) => Box::new(r.resource_logs.iter_mut().map(|r| &mut r.resource)),
         };
         for resource in resources {
@@ -134,7 +132,10 @@ impl K8sAttributesProcessor {
         let id = id.to_string();
         let settings = Arc::new(Settings::resolve(&id, config, |v| std::env::var(v).ok())?);
         let metrics = Metrics::register(&id, registry);
-        let index = Arc::new(PodIndex::new(DEFAULT_DELETE_GRACE, settings.exclude.clone()));
+        let index = Arc::new(PodIndex::new(
+            DEFAULT_DELETE_GRACE,
+            settings.exclude.clone(),
+        ));
         let enricher = Arc::new(Enricher::new(
             settings.clone(),
             index.clone(),
@@ -174,12 +175,10 @@ impl K8sAttributesProcessor {
 async fn client(s: &Settings) -> Result<kube::Client, Error> {
     let path = format!("processors.{}", s.id);
     let config = match s.auth {
-        Auth::ServiceAccount => {
-            kube::Config::incluster().map_err(|source| Error::InCluster {
-                path: path.clone(),
-                source,
-            })?
-        }
+        Auth::ServiceAccount => kube::Config::incluster().map_err(|source| Error::InCluster {
+            path: path.clone(),
+            source,
+        })?,
         Auth::KubeConfig => {
             kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions::default())
                 .await
@@ -235,5 +234,191 @@ impl BackgroundTask {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use kotel_pipeline::proto::common::v1::any_value::Value;
+    use kotel_pipeline::proto::logs::v1::ResourceLogs;
+    use kotel_pipeline::proto::metrics::v1::ResourceMetrics;
+    use kotel_pipeline::proto::trace::v1::ResourceSpans;
+    use kotel_pipeline::{
+        CaptureSink, ExportLogsServiceRequest, ExportMetricsServiceRequest,
+        ExportTraceServiceRequest, RequestContext,
+    };
+
+    use super::*;
+    use crate::association::resource;
+    use crate::index::tests::pod;
+
+    fn processor(config: serde_json::Value) -> (K8sAttributesProcessor, Arc<CaptureSink>) {
+        let config: K8sAttributesConfig = serde_json::from_value(config).unwrap();
+        let settings = Arc::new(Settings::resolve("k8sattributes", &config, |_| None).unwrap());
+        let index = Arc::new(PodIndex::default());
+        index.apply_pod(pod("u1", "web", "10.0.0.1", 1));
+        let mut host = pod("u2", "agent", "192.168.0.1", 1);
+        host.host_network = true;
+        index.apply_pod(host);
+        let sink = CaptureSink::new();
+        let enricher = Arc::new(Enricher::new(settings, index, Metrics::default()));
+        (K8sAttributesProcessor::new(enricher, sink.clone()), sink)
+    }
+
+    fn envelope(payload: Payload, peer: Option<&str>) -> Envelope {
+        Envelope::with_context(
+            payload,
+            RequestContext {
+                peer: peer.map(|p| SocketAddr::new(p.parse().unwrap(), 4317)),
+                metadata: None,
+            },
+        )
+    }
+
+    fn all_signals(attrs: &[(&str, &str)]) -> Vec<Payload> {
+        let res = || {
+            Some(Resource {
+                attributes: resource(attrs),
+                ..Default::default()
+            })
+        };
+        vec![
+            Payload::Traces(ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: res(),
+                    ..Default::default()
+                }],
+            }),
+            Payload::Metrics(ExportMetricsServiceRequest {
+                resource_metrics: vec![ResourceMetrics {
+                    resource: res(),
+                    ..Default::default()
+                }],
+            }),
+            Payload::Logs(ExportLogsServiceRequest {
+                resource_logs: vec![
+                    ResourceLogs {
+                        resource: res(),
+                        ..Default::default()
+                    },
+                    // A resource-less entry gets a resource.
+                    ResourceLogs::default(),
+                ],
+            }),
+        ]
+    }
+
+    fn resources(p: &Payload) -> Vec<BTreeMap> {
+        let rs: Vec<&Option<Resource>> = match p {
+            Payload::Traces(r) => r.resource_spans.iter().map(|r| &r.resource).collect(),
+            Payload::Metrics(r) => r.resource_metrics.iter().map(|r| &r.resource).collect(),
+            Payload::Logs(r) => r.resource_logs.iter().map(|r| &r.resource).collect(),
+        };
+        rs.into_iter()
+            .map(|r| {
+                r.as_ref()
+                    .map(|r| {
+                        r.attributes
+                            .iter()
+                            .filter_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                                Value::StringValue(s) => Some((kv.key.clone(), s.clone())),
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    type BTreeMap = std::collections::BTreeMap<String, String>;
+
+    #[tokio::test]
+    async fn every_resource_of_every_signal_is_enriched_from_the_peer() {
+        let (p, sink) = processor(serde_json::json!({}));
+        for payload in all_signals(&[("service.name", "web")]) {
+            p.consume(envelope(payload, Some("10.0.0.1")))
+                .await
+                .unwrap();
+        }
+        let got = sink.take().await;
+        assert_eq!(got.len(), 3);
+        for env in &got {
+            for r in resources(&env.payload) {
+                assert_eq!(r["k8s.pod.name"], "web", "{r:?}");
+                assert_eq!(r["k8s.pod.uid"], "u1");
+                assert_eq!(r["k8s.pod.ip"], "10.0.0.1");
+                assert_eq!(r["k8s.node.name"], "node-a");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ipv4_mapped_peer_matches_the_ipv4_pod() {
+        let (p, sink) = processor(serde_json::json!({}));
+        let payload = all_signals(&[]).remove(0);
+        p.consume(envelope(payload, Some("::ffff:10.0.0.1")))
+            .await
+            .unwrap();
+        let r = &resources(&sink.take().await[0].payload)[0];
+        assert_eq!(r["k8s.pod.name"], "web");
+        assert_eq!(r["k8s.pod.ip"], "10.0.0.1");
+    }
+
+    #[tokio::test]
+    async fn unmatched_data_passes_with_only_the_connection_ip() {
+        let (p, sink) = processor(serde_json::json!({}));
+        let payload = all_signals(&[("k8s.pod.ip", "10.0.0.1")]).remove(0);
+        // The attribute decides (legacy order), and it is kept as given.
+        p.consume(envelope(payload, Some("10.7.7.7")))
+            .await
+            .unwrap();
+        let r = &resources(&sink.take().await[0].payload)[0];
+        assert_eq!(r["k8s.pod.name"], "web");
+        assert_eq!(r["k8s.pod.ip"], "10.0.0.1");
+
+        let payload = all_signals(&[]).remove(0);
+        p.consume(envelope(payload, Some("10.7.7.7")))
+            .await
+            .unwrap();
+        let r = &resources(&sink.take().await[0].payload)[0];
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r["k8s.pod.ip"], "10.7.7.7");
+    }
+
+    #[tokio::test]
+    async fn the_node_ip_of_a_host_network_pod_matches_nothing() {
+        let (p, sink) = processor(serde_json::json!({}));
+        let payload = all_signals(&[]).remove(0);
+        p.consume(envelope(payload, Some("192.168.0.1")))
+            .await
+            .unwrap();
+        let r = &resources(&sink.take().await[0].payload)[0];
+        assert!(!r.contains_key("k8s.pod.name"), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn passthrough_sets_only_the_pod_ip() {
+        let (p, sink) = processor(serde_json::json!({"passthrough": true}));
+        let payload = all_signals(&[]).remove(0);
+        p.consume(envelope(payload, Some("10.0.0.1")))
+            .await
+            .unwrap();
+        let r = &resources(&sink.take().await[0].payload)[0];
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r["k8s.pod.ip"], "10.0.0.1");
+    }
+
+    #[tokio::test]
+    async fn namespace_metadata_applies_to_data_naming_its_namespace() {
+        let (p, sink) = processor(serde_json::json!({
+            "extract": {"metadata": ["service.namespace"]}
+        }));
+        let payload = all_signals(&[("k8s.namespace.name", "shop")]).remove(0);
+        p.consume(envelope(payload, None)).await.unwrap();
+        let r = &resources(&sink.take().await[0].payload)[0];
+        assert_eq!(r["service.namespace"], "shop");
     }
 }

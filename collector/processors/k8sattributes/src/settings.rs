@@ -319,6 +319,10 @@ mod tests {
             r#"{"extract":{"metadata":[]},
                 "pod_association":[{"sources":[{"from":"resource_attribute","name":"container.id"}]}]}"#,
         );
-        assert!(Settings::resolve("k", &c, no_env).unwrap().keeps_containers());
+        assert!(
+            Settings::resolve("k", &c, no_env)
+                .unwrap()
+                .keeps_containers()
+        );
     }
 }

@@ -131,11 +131,11 @@ fn containers(pod: &Pod) -> Box<[Container]> {
         .iter()
         .chain(spec.init_containers.iter().flatten())
         .map(|c| {
-            let (name, tag, _) = c
-                .image
-                .as_deref()
-                .map(parse_image)
-                .unwrap_or((String::new(), None, None));
+            let (name, tag, _) =
+                c.image
+                    .as_deref()
+                    .map(parse_image)
+                    .unwrap_or((String::new(), None, None));
             Container {
                 name: c.name.as_str().into(),
                 image_name: (!name.is_empty()).then(|| name.into_boxed_str()),
@@ -306,36 +306,42 @@ impl Watches {
             config = config.labels(l);
         }
         let (index, m) = (&self.index, &self.metrics);
-        drive("pods", watcher::watcher(api, config), shutdown, m, |event| {
-            match event {
-                Event::Init => index.begin_relist(Kind::Pod),
-                Event::InitApply(pod) | Event::Apply(pod) => {
-                    if let Some(meta) = pod_meta(&pod, s) {
-                        match index.apply_pod(meta) {
-                            PodChange::Added => m.pod_added.inc(),
-                            PodChange::Updated => m.pod_updated.inc(),
-                            PodChange::Excluded => 0,
-                        };
+        drive(
+            "pods",
+            watcher::watcher(api, config),
+            shutdown,
+            m,
+            |event| {
+                match event {
+                    Event::Init => index.begin_relist(Kind::Pod),
+                    Event::InitApply(pod) | Event::Apply(pod) => {
+                        if let Some(meta) = pod_meta(&pod, s) {
+                            match index.apply_pod(meta) {
+                                PodChange::Added => m.pod_added.inc(),
+                                PodChange::Updated => m.pod_updated.inc(),
+                                PodChange::Excluded => 0,
+                            };
+                            rs_wanted.notify_one();
+                        }
+                    }
+                    Event::Delete(pod) => {
+                        if let Some(uid) = pod.metadata.uid.as_deref()
+                            && index.delete_pod(uid, Instant::now())
+                        {
+                            m.pod_deleted.inc();
+                        }
+                    }
+                    Event::InitDone => {
+                        let gone = index.end_relist(Kind::Pod, Instant::now());
+                        m.pod_deleted.inc_by(gone as u64);
+                        debug!(processor = %s.id, pods = index.len(), gone, "pod list synced");
+                        self.ready.done("pods");
                         rs_wanted.notify_one();
                     }
                 }
-                Event::Delete(pod) => {
-                    if let Some(uid) = pod.metadata.uid.as_deref()
-                        && index.delete_pod(uid, Instant::now())
-                    {
-                        m.pod_deleted.inc();
-                    }
-                }
-                Event::InitDone => {
-                    let gone = index.end_relist(Kind::Pod, Instant::now());
-                    m.pod_deleted.inc_by(gone as u64);
-                    debug!(processor = %s.id, pods = index.len(), gone, "pod list synced");
-                    self.ready.done("pods");
-                    rs_wanted.notify_one();
-                }
-            }
-            m.pod_table_size.set(index.len() as i64);
-        })
+                m.pod_table_size.set(index.len() as i64);
+            },
+        )
         .await;
     }
 
@@ -371,7 +377,9 @@ impl Watches {
                 Event::InitApply(ns) | Event::Apply(ns) => {
                     index.apply_namespace(object_meta(ns.meta(), FieldFrom::Namespace, x));
                 }
-                Event::Delete(ns) => index.delete_namespace(ns.meta().name.as_deref().unwrap_or("")),
+                Event::Delete(ns) => {
+                    index.delete_namespace(ns.meta().name.as_deref().unwrap_or(""))
+                }
                 Event::InitDone => {
                     index.end_relist(Kind::Namespace, Instant::now());
                     self.ready.done(name);
@@ -390,20 +398,26 @@ impl Watches {
         };
         let api: Api<PartialObjectMeta<Node>> = Api::all(self.client.clone());
         let (index, m, x) = (&self.index, &self.metrics, &self.settings.extractor);
-        drive("nodes", watcher::watcher(api, config), shutdown, m, |event| {
-            match event {
-                Event::Init => index.begin_relist(Kind::Node),
-                Event::InitApply(n) | Event::Apply(n) => {
-                    index.apply_node(object_meta(n.meta(), FieldFrom::Node, x));
+        drive(
+            "nodes",
+            watcher::watcher(api, config),
+            shutdown,
+            m,
+            |event| {
+                match event {
+                    Event::Init => index.begin_relist(Kind::Node),
+                    Event::InitApply(n) | Event::Apply(n) => {
+                        index.apply_node(object_meta(n.meta(), FieldFrom::Node, x));
+                    }
+                    Event::Delete(n) => index.delete_node(n.meta().name.as_deref().unwrap_or("")),
+                    Event::InitDone => {
+                        index.end_relist(Kind::Node, Instant::now());
+                        self.ready.done("nodes");
+                    }
                 }
-                Event::Delete(n) => index.delete_node(n.meta().name.as_deref().unwrap_or("")),
-                Event::InitDone => {
-                    index.end_relist(Kind::Node, Instant::now());
-                    self.ready.done("nodes");
-                }
-            }
-            m.node_events.inc();
-        })
+                m.node_events.inc();
+            },
+        )
         .await;
     }
 
@@ -561,7 +575,10 @@ mod tests {
         assert_eq!(&*p.uid, "pod-uid");
         assert_eq!(p.ip, Some("10.1.2.3".parse().unwrap()));
         assert_eq!(p.node_name.as_deref(), Some("node-a"));
-        assert_eq!(p.creation_timestamp.as_deref(), Some("2024-05-01T10:00:00Z"));
+        assert_eq!(
+            p.creation_timestamp.as_deref(),
+            Some("2024-05-01T10:00:00Z")
+        );
         assert_eq!(p.start_time, Some(1_714_557_602));
         assert_eq!(p.labels.len(), 1, "only the label a rule reads");
         assert!(p.annotations.is_empty());

@@ -134,16 +134,22 @@ async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
     let ns_name = format!("k8sattr-e2e-{}", std::process::id());
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": ns_name}})).unwrap();
-    namespaces.create(&PostParams::default(), &ns).await.unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns_name);
     let pp = PostParams::default();
 
     pods.create(&pp, &pod("web", &mine, json!({"team": "red"}), false))
         .await
         .unwrap();
-    pods.create(&pp, &pod("elsewhere", &other, json!({"team": "red"}), false))
-        .await
-        .unwrap();
+    pods.create(
+        &pp,
+        &pod("elsewhere", &other, json!({"team": "red"}), false),
+    )
+    .await
+    .unwrap();
     pods.create(&pp, &pod("hostnet", &mine, json!({}), true))
         .await
         .unwrap();
@@ -281,8 +287,14 @@ async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
 
     let mut metrics = String::new();
     prometheus_client::encoding::text::encode(&mut metrics, &registry).unwrap();
-    assert!(metrics.contains("otelcol_otelsvc_k8s_pod_added_total"), "{metrics}");
-    assert!(metrics.contains("otelcol_otelsvc_k8s_pod_deleted_total{processor=\"k8sattributes\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("otelcol_otelsvc_k8s_pod_added_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("otelcol_otelsvc_k8s_pod_deleted_total{processor=\"k8sattributes\"} 1"),
+        "{metrics}"
+    );
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(10), background)
@@ -298,8 +310,7 @@ async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
 
 #[tokio::test]
 async fn passthrough_only_tags_the_connection_ip() {
-    let config: K8sAttributesConfig =
-        serde_json::from_value(json!({"passthrough": true})).unwrap();
+    let config: K8sAttributesConfig = serde_json::from_value(json!({"passthrough": true})).unwrap();
     let sink = CaptureSink::new();
     let mut registry = prometheus_client::registry::Registry::default();
     let (processor, _task) = K8sAttributesProcessor::build(
