@@ -399,6 +399,35 @@ impl TestNs {
     }
 }
 
+/// Deletes namespaces labelled `kotel-e2e=true` (left by failed runs), with an operator
+/// running so collector finalizers are released.
+pub async fn delete_stale_namespaces(client: &Client, install: &Install) -> Result<()> {
+    let api = Api::<Namespace>::all(client.clone());
+    let stale = api
+        .list(&ListParams::default().labels("kotel-e2e=true"))
+        .await?;
+    if stale.items.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = stale.items.iter().map(|n| n.name_any()).collect();
+    println!("deleting namespaces of earlier runs: {names:?}");
+    let _op = Operator::start(install, OperatorOptions::default()).await?;
+    for n in &names {
+        let _ = api.delete(n, &DeleteParams::default()).await;
+    }
+    wait_for(
+        "stale namespaces gone",
+        Duration::from_secs(120),
+        || async {
+            let left = api
+                .list(&ListParams::default().labels("kotel-e2e=true"))
+                .await?;
+            Ok(left.items.is_empty().then_some(()))
+        },
+    )
+    .await
+}
+
 /// A daemonset-mode collector resource with the given collector config.
 pub fn collector(name: &str, ns: &str, config: Value, extra_spec: Value) -> Value {
     let mut spec = json!({"mode": "daemonset", "config": config});
