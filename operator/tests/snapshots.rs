@@ -50,6 +50,8 @@ fn every_example_builds_the_same_children() {
         let c = build::children(&v);
         insta::assert_yaml_snapshot!(format!("{stem}-serviceaccount"), c.service_account);
         insta::assert_yaml_snapshot!(format!("{stem}-configmap"), c.config_map);
+        // The same config as the collector reads it, for humans reviewing a change.
+        insta::assert_snapshot!(format!("{stem}-collector.yaml"), v.config_yaml);
         insta::assert_yaml_snapshot!(format!("{stem}-clusterrole"), c.cluster_role);
         insta::assert_yaml_snapshot!(format!("{stem}-clusterrolebinding"), c.cluster_role_binding);
         insta::assert_yaml_snapshot!(format!("{stem}-daemonset"), c.daemon_set);
