@@ -9,6 +9,12 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 command -v go >/dev/null || e2e_die "the Go toolchain is required (https://go.dev/dl); 'go' is not on PATH"
+# helm v3.22 and etcd v3.6.16 declare `go 1.26.0`; with GOTOOLCHAIN=local an older Go fails late.
+GO_MIN=${E2E_GO_MIN:-1.26}
+go_ver=$(go env GOVERSION | sed 's/^go//')
+if [[ ${GOTOOLCHAIN:-local} == local ]] && [[ $(printf '%s\n%s\n' "$GO_MIN" "$go_ver" | sort -V | head -1) != "$GO_MIN" ]]; then
+  e2e_die "Go $go_ver is too old: the pinned tools need Go >= $GO_MIN (or set GOTOOLCHAIN=auto to let go fetch one)"
+fi
 mkdir -p "$KOTEL_E2E_CACHE"
 exec 9>"$KOTEL_E2E_CACHE/.build.lock"
 flock 9 || true   # one build at a time (cluster-up and make e2e-tools may race)
@@ -39,9 +45,6 @@ wrapper() {
   if [[ ! -f $dir/go.mod ]]; then (cd "$dir" && go mod init "$mod" >/dev/null 2>&1); fi
 }
 
-# install OUTDIR: move a staging dir into place atomically so half-built dirs never count.
-finish() { local out=$1; rm -rf "$out"; mv "$out.tmp" "$out"; }
-
 want_kubectl=0
 if [[ ${E2E_BUILD_KUBECTL:-0} == 1 ]]; then want_kubectl=1
 elif [[ -z $(E2E_K8S_BIN=/nonexistent e2e_kubectl) ]]; then want_kubectl=1; fi
@@ -67,17 +70,16 @@ build_k8s() {
     ld+=" -X $p.gitVersion=v$ver -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
     ld+=" -X $p.gitCommit=0000000000000000000000000000000000000000 -X $p.buildDate=$date"
   done
-  mkdir -p "$out.tmp"
-  local c
-  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+  mkdir -p "$out"
+  local c bins=(kube-apiserver kube-controller-manager kube-scheduler)
+  [[ $want_kubectl == 1 ]] && bins+=(kubectl)
+  for c in "${bins[@]}"; do
+    [[ -x $out/$c ]] && continue
     timed "$c v$ver" "${NICE[@]}" go build -trimpath -tags=selinux,notest,grpcnotrace -ldflags "$ld" \
-      -o "$out.tmp/$c" "k8s.io/kubernetes/cmd/$c"
+      -o "$out/$c.tmp" "k8s.io/kubernetes/cmd/$c"
+    mv "$out/$c.tmp" "$out/$c"   # only complete binaries count as built
   done
-  if [[ $want_kubectl == 1 ]]; then
-    timed "kubectl v$ver" "${NICE[@]}" go build -trimpath -ldflags "$ld" -o "$out.tmp/kubectl" k8s.io/kubernetes/cmd/kubectl
-  fi
-  "$out.tmp/kube-apiserver" --version
-  finish "$out"
+  "$out/kube-apiserver" --version
 }
 
 # --- etcd (wrapper around go.etcd.io/etcd/server/v3, whose own go.mod has replaces) -----------
@@ -86,30 +88,30 @@ build_etcd() {
   dir=$SRC/etcd-v$ver; wrapper "$dir" kotel.local/e2e/etcd
   cd "$dir"
   go get "go.etcd.io/etcd/server/v3@v$ver"
-  mkdir -p "$out.tmp"
-  timed "etcd v$ver" "${NICE[@]}" go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
-  "$out.tmp/etcd" --version
-  finish "$out"
+  mkdir -p "$out"
+  timed "etcd v$ver" "${NICE[@]}" go build -trimpath -ldflags "-s -w" -o "$out/etcd.tmp" go.etcd.io/etcd/server/v3
+  mv "$out/etcd.tmp" "$out/etcd"
+  "$out/etcd" --version
 }
 
 # --- kwok (no replace directives: go install works) -------------------------------------------
 build_kwok() {
   local ver=$E2E_KWOK_VERSION out=$E2E_KWOK_BIN
-  mkdir -p "$out.tmp"
+  mkdir -p "$out" "$out.tmp"
   timed "kwok v$ver" env GOBIN="$out.tmp" "${NICE[@]}" go install -trimpath -ldflags "-s -w" \
     "sigs.k8s.io/kwok/cmd/kwok@v$ver"
-  finish "$out"
+  mv "$out.tmp/kwok" "$out/kwok"; rmdir "$out.tmp"
 }
 
 # --- helm v3 -------------------------------------------------------------------------------------
 build_helm() {
   local ver=$E2E_HELM_VERSION out=$E2E_HELM_BIN
-  mkdir -p "$out.tmp"
+  mkdir -p "$out" "$out.tmp"
   timed "helm v$ver" env GOBIN="$out.tmp" "${NICE[@]}" go install -trimpath \
     -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$ver -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
     "helm.sh/helm/v3/cmd/helm@v$ver"
-  "$out.tmp/helm" version --short
-  finish "$out"
+  mv "$out.tmp/helm" "$out/helm"; rmdir "$out.tmp"
+  "$out/helm" version --short
 }
 
 k8s_done() {
