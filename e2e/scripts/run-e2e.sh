@@ -32,5 +32,18 @@ cargo build -p kotel-operator
 export E2E_OPERATOR_BIN=${E2E_OPERATOR_BIN:-$E2E_REPO_ROOT/target/debug/kotel-operator}
 export RUST_LIB_BACKTRACE=${RUST_LIB_BACKTRACE:-0}   # anyhow errors print their context chain, not a backtrace
 start=$(date +%s)
-cargo test -p kotel-e2e --features e2e -- --test-threads=1 --nocapture "$@"
-e2e_log "e2e suite passed in $(( $(date +%s) - start ))s (cluster started by this run: $([[ $started == 1 ]] && echo yes || echo no))"
+mkdir -p "$E2E_DIR/logs"
+suite_log=$E2E_DIR/logs/e2e-suite.log
+rc=0
+cargo test -p kotel-e2e --features e2e -- --test-threads=1 --nocapture "$@" 2>&1 | tee "$suite_log" || rc=$?
+secs=$(( $(date +%s) - start ))
+echo "--- phase timings (benchmark figures, not assertions) ---"
+grep '^TIMING' "$suite_log" | sed 's/^TIMING /  /' || true
+if [[ $rc != 0 ]]; then
+  e2e_log "e2e suite FAILED after ${secs}s (output: $suite_log). Control-plane logs: $E2E_DIR/logs/"
+  for f in $(ls -t "$E2E_DIR"/logs/operator-*.log "$E2E_DIR"/logs/e2e-*-[ab].log 2>/dev/null | head -2); do
+    echo "--- last lines of $f ---"; tail -n 40 "$f"
+  done
+  exit "$rc"
+fi
+e2e_log "e2e suite passed in ${secs}s (cluster started by this run: $([[ $started == 1 ]] && echo yes || echo no))"
