@@ -22,4 +22,4 @@ export KUBECONFIG=$E2E_DIR/kind-kubeconfig
 make images
 kind load docker-image --name "$CLUSTER" kotel-operator:dev kotelcol:dev
 "$KUBECTL" apply --server-side -k manifests/base
-e2e_log "kind cluster '$CLUSTER' ready: export KUBECONFIG=$KUBECONFIG"
+e2e_log "kind cluster '$CLUSTER' ready: export KUBECONFIG=$KUBECONFIG E2E_COLLECTOR_IMAGE=kotelcol:dev; make e2e"
