@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Laptop path (needs Docker and kind): a kind cluster with the kotel images loaded and the
-# operator installed from manifests/base. Then: `KUBECONFIG=$(kind get kubeconfig-path) make e2e`
-# — or simply `export KUBECONFIG=.e2e/kind-kubeconfig; make e2e` — runs the same suite against it.
+# operator installed from manifests/base, running the local images. Then
+# `KUBECONFIG=.e2e/kind-kubeconfig E2E_COLLECTOR_IMAGE=kotelcol:dev make e2e` runs the same suite
+# against it (the suite scales the in-cluster operator to 0 and runs its own).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$E2E_REPO_ROOT"
@@ -22,4 +23,7 @@ export KUBECONFIG=$E2E_DIR/kind-kubeconfig
 make images
 kind load docker-image --name "$CLUSTER" kotel-operator:dev kotelcol:dev
 "$KUBECTL" apply --server-side -k manifests/base
+"$KUBECTL" -n kotel-system set image deployment/kotel-operator '*=kotel-operator:dev'
+"$KUBECTL" -n kotel-system set env deployment/kotel-operator COLLECTOR_IMAGE=kotelcol:dev
+"$KUBECTL" -n kotel-system rollout status deployment/kotel-operator --timeout=120s
 e2e_log "kind cluster '$CLUSTER' ready: export KUBECONFIG=$KUBECONFIG E2E_COLLECTOR_IMAGE=kotelcol:dev; make e2e"
