@@ -72,7 +72,12 @@ fn is_empty(v: &Value) -> bool {
 /// cluster has it, and whether it was written.
 async fn ensure<K>(api: &Api<K>, desired: &K) -> Result<(K, bool), ApplyError>
 where
-    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+    K: Resource<DynamicType = ()>
+        + k8s_openapi::Resource
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
 {
     let name = desired.name_any();
     let err = |verb, source| ApplyError {
@@ -102,7 +107,7 @@ where
 /// Deletes `name` if it exists and carries our `managed-by` label (never someone else's object).
 async fn remove<K>(api: &Api<K>, name: &str) -> Result<bool, ApplyError>
 where
-    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned,
+    K: Resource<DynamicType = ()> + k8s_openapi::Resource + Clone + Debug + DeserializeOwned,
 {
     let err = |verb, source| ApplyError {
         verb,
@@ -133,7 +138,12 @@ async fn ensure_or_remove<K>(
     applied: &mut Applied,
 ) -> Result<Option<K>, ApplyError>
 where
-    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+    K: Resource<DynamicType = ()>
+        + k8s_openapi::Resource
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
 {
     match desired {
         Some(d) => {
@@ -148,17 +158,8 @@ where
     }
 }
 
-fn kind_of<K: Resource<DynamicType = ()>>() -> &'static str {
-    // Kinds of k8s-openapi types are static strings; leak nothing by matching the known ones.
-    match K::kind(&()).as_ref() {
-        "ServiceAccount" => "ServiceAccount",
-        "ConfigMap" => "ConfigMap",
-        "ClusterRole" => "ClusterRole",
-        "ClusterRoleBinding" => "ClusterRoleBinding",
-        "DaemonSet" => "DaemonSet",
-        "Service" => "Service",
-        _ => "Object",
-    }
+fn kind_of<K: k8s_openapi::Resource>() -> &'static str {
+    K::KIND
 }
 
 /// Applies every child in dependency order (identity and config before the pods that use them),
