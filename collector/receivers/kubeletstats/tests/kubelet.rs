@@ -125,6 +125,11 @@ async fn service_account_token_and_ca_from_the_service_account() {
     // Second scrape: later stats, so cpu.usage appears.
     h.kubelet.set_summary(Reply::ok(fixture("summary-2.json")));
     r.scrape_once().await.expect("second scrape");
+    assert_eq!(
+        h.kubelet.state.lock().unwrap().connections,
+        1,
+        "four requests over one kept-alive connection"
+    );
     let out = h.payloads().await;
     assert_eq!(
         lines_with(&out[0], "cpu.usage"),

@@ -235,6 +235,8 @@ pub struct KubeletState {
     /// Bearer tokens the kubelet accepts; a verified client certificate is accepted too.
     pub tokens: Vec<String>,
     pub seen: Vec<Seen>,
+    /// TLS connections accepted.
+    pub connections: usize,
 }
 
 /// An HTTPS kubelet on 127.0.0.1 serving `/stats/summary` and `/pods` as told.
@@ -288,6 +290,7 @@ impl TestKubelet {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
+                    st.lock().unwrap().connections += 1;
                     let client_cert = tls.get_ref().1.peer_certificates().is_some();
                     let svc = service_fn(move |req| handle(req, st.clone(), client_cert));
                     let _ = hyper::server::conn::http1::Builder::new()
