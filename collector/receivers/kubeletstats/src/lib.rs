@@ -91,6 +91,11 @@ impl KubeletStatsReceiver {
             id: name.clone(),
             source,
         })?;
+        if resolved.endpoint.scheme == config::Scheme::Http
+            && matches!(resolved.auth, config::Auth::ServiceAccount { .. })
+        {
+            tracing::warn!(receiver = %name, "the service account token is sent over plain http; use an https endpoint");
+        }
         for m in UNSUPPORTED_METRICS {
             if config.metric_enabled(m) {
                 tracing::warn!(receiver = %name, metric = m, "metric is not supported by kotel and will not be emitted");
