@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
@@ -22,12 +24,11 @@ use crate::apply::{self, ApplyError};
 use crate::build;
 use crate::crd::{FINALIZER, ManagementState, OpenTelemetryCollector};
 use crate::metrics::Metrics;
-use crate::names::{LABEL_MANAGED_BY, MANAGER, Names};
+use crate::names::{self, LABEL_MANAGED_BY, MANAGER, Names};
 use crate::status::{self, Outcome};
 use crate::validate::{self, OperatorDefaults};
 
-/// Resync period of a healthy resource (drift on unwatched cluster-scoped children is corrected
-/// at this pace; watched children wake the reconciler at once).
+/// Resync period of a healthy resource; changes to children wake the reconciler at once.
 const RESYNC: Duration = Duration::from_secs(300);
 const BACKOFF_BASE: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -358,11 +359,22 @@ pub async fn run(
         };
         let (ds, cm, svc, sa) = child(client.clone());
         let mut stop = shutdown.clone();
+        // Cluster-scoped children have no owner reference; their annotations name the owner.
+        fn owner<K: Resource>(obj: K) -> Option<ObjectRef<OpenTelemetryCollector>> {
+            let (ns, name) = names::owner_of(obj.annotations())?;
+            Some(ObjectRef::new(&name).within(&ns))
+        }
         Controller::new(api(client.clone()), watcher::Config::default())
             .owns(ds, owned.clone())
             .owns(cm, owned.clone())
             .owns(svc, owned.clone())
-            .owns(sa, owned)
+            .owns(sa, owned.clone())
+            .watches(
+                Api::<ClusterRole>::all(client.clone()),
+                owned.clone(),
+                owner,
+            )
+            .watches(Api::<ClusterRoleBinding>::all(client.clone()), owned, owner)
             .graceful_shutdown_on(async move {
                 let _ = stop.wait_for(|stopped| *stopped).await;
             })

@@ -18,6 +18,11 @@ pub const CONFIG_KEY: &str = "collector.yaml";
 /// Pod-template annotation carrying the config hash, so a config change rolls the pods.
 pub const CONFIG_HASH_ANNOTATION: &str = "opentelemetry-operator-config/sha256";
 
+/// On cluster-scoped children (which cannot carry an owner reference): the resource they belong
+/// to, so a change to them wakes that resource's reconcile.
+pub const OWNER_NAMESPACE_ANNOTATION: &str = "kotel.dev/owner-namespace";
+pub const OWNER_NAME_ANNOTATION: &str = "kotel.dev/owner-name";
+
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
 pub const LABEL_PART_OF: &str = "app.kubernetes.io/part-of";
@@ -110,6 +115,14 @@ impl Names {
     }
 }
 
+/// The (namespace, name) of the resource a cluster-scoped child belongs to.
+pub fn owner_of(annotations: &BTreeMap<String, String>) -> Option<(String, String)> {
+    Some((
+        annotations.get(OWNER_NAMESPACE_ANNOTATION)?.clone(),
+        annotations.get(OWNER_NAME_ANNOTATION)?.clone(),
+    ))
+}
+
 /// Truncates to a DNS-1123 label: at most 63 characters, no trailing `-` or `.`.
 pub fn dns_name(name: &str) -> String {
     truncate(name, MAX_NAME)
@@ -177,6 +190,16 @@ mod tests {
         let cm = n.config_map("deadbeefcafe");
         assert!(cm.len() <= 63, "{cm}");
         assert!(cm.ends_with("-deadbeef"));
+    }
+
+    #[test]
+    fn owner_annotations_round_trip() {
+        let a = BTreeMap::from([
+            (OWNER_NAMESPACE_ANNOTATION.to_string(), "obs".to_string()),
+            (OWNER_NAME_ANNOTATION.to_string(), "agent".to_string()),
+        ]);
+        assert_eq!(owner_of(&a), Some(("obs".into(), "agent".into())));
+        assert_eq!(owner_of(&BTreeMap::new()), None);
     }
 
     #[test]

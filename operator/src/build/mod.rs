@@ -8,11 +8,14 @@ mod daemonset;
 mod rbac;
 mod service;
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
+use crate::names::{OWNER_NAME_ANNOTATION, OWNER_NAMESPACE_ANNOTATION};
 use crate::validate::Validated;
 
 pub use configmap::config_map;
@@ -61,6 +64,13 @@ fn namespaced_meta(v: &Validated, name: String) -> ObjectMeta {
 /// finalizer removes it.
 fn cluster_meta(v: &Validated, name: String) -> ObjectMeta {
     ObjectMeta {
+        annotations: Some(BTreeMap::from([
+            (
+                OWNER_NAMESPACE_ANNOTATION.to_string(),
+                v.names.namespace.clone(),
+            ),
+            (OWNER_NAME_ANNOTATION.to_string(), v.names.instance.clone()),
+        ])),
         labels: Some(v.names.labels(&name, &crate::names::image_tag(&v.image))),
         name: Some(name),
         ..Default::default()
