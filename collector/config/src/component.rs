@@ -31,6 +31,8 @@ const ALL: &[Signal] = &Signal::ALL;
 const METRICS: &[Signal] = &[Signal::Metrics];
 const LOGS: &[Signal] = &[Signal::Logs];
 
+// Built once at start-up; boxing variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReceiverConfig {
     Otlp(receivers::otlp::OtlpReceiverConfig),
@@ -38,6 +40,8 @@ pub enum ReceiverConfig {
     KubeletStats(receivers::kubeletstats::KubeletStatsConfig),
 }
 
+// Built once at start-up; boxing variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProcessorConfig {
     Batch(processors::batch::BatchConfig),
@@ -45,6 +49,8 @@ pub enum ProcessorConfig {
     K8sAttributes(processors::k8sattributes::K8sAttributesConfig),
 }
 
+// Built once at start-up; boxing variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExporterConfig {
     Otlp(exporters::otlp::OtlpExporterConfig),
@@ -52,6 +58,8 @@ pub enum ExporterConfig {
     Debug(exporters::debug::DebugExporterConfig),
 }
 
+// Built once at start-up; boxing variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExtensionConfig {
     HealthCheck(extensions::health_check::HealthCheckConfig),

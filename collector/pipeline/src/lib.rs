@@ -263,6 +263,10 @@ impl CaptureSink {
     pub async fn len(&self) -> usize {
         self.items.lock().await.len()
     }
+
+    pub async fn is_empty(&self) -> bool {
+        self.items.lock().await.is_empty()
+    }
 }
 
 #[async_trait::async_trait]
