@@ -220,9 +220,10 @@ fn sigkill_mid_stream_loses_nothing_and_repeats_at_most_the_unsaved_batch() {
         .count();
     assert_eq!(missing, 0, "no line may be lost");
     let repeated: usize = counts.values().map(|n| n - 1).sum();
-    // Checkpoints are saved after each poll and at least every second while reading; what was
-    // accepted since the last save is read again. Never more than what was written.
-    assert!(repeated < w.want.len(), "repeated {repeated}");
+    // A snapshot is handed to the checkpoint writer after every accepted batch; what was
+    // accepted but not yet on disk (the batch being written, the one queued behind it; 8192
+    // records each) is read again.
+    assert!(repeated <= 2 * 8192, "repeated {repeated}");
     assert!(counts.values().all(|&n| n <= 2));
     eprintln!(
         "mid-stream SIGKILL repeated {repeated} of {} records",
