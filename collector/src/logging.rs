@@ -17,6 +17,7 @@ pub fn init(cfg: &TelemetryLogs) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = if cfg.encoding == "json" {
         builder.json().flatten_event(true).try_init()

@@ -128,7 +128,8 @@ impl OtlpGrpcSender {
     }
 }
 
-fn path(payload: &Payload) -> &'static str {
+/// The gRPC method path of a payload's Export call.
+pub fn path(payload: &Payload) -> &'static str {
     match payload {
         Payload::Traces(_) => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
         Payload::Metrics(_) => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
@@ -136,7 +137,8 @@ fn path(payload: &Payload) -> &'static str {
     }
 }
 
-pub(crate) fn encode(payload: &Payload) -> Bytes {
+/// The protobuf encoding of a payload.
+pub fn encode(payload: &Payload) -> Bytes {
     let mut buf = Vec::with_capacity(payload.encoded_len());
     match payload {
         Payload::Traces(r) => r.encode_raw(&mut buf),
@@ -210,9 +212,10 @@ pub struct PartialSuccess {
     pub error_message: String,
 }
 
-/// Sends already-encoded request bytes; decodes the common response shape.
-#[derive(Clone, Copy)]
-struct RawCodec;
+/// Sends already-encoded request bytes; decodes the common response shape. Public for load
+/// generators that send the same encoded request many times.
+#[derive(Clone, Copy, Default)]
+pub struct RawCodec;
 
 impl Codec for RawCodec {
     type Encode = Bytes;
