@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use kotel_pipeline::proto::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use kotel_pipeline::proto::collector::logs::v1::ExportLogsServiceResponse;
+use kotel_pipeline::proto::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
 use kotel_pipeline::proto::collector::trace::v1::ExportTraceServiceResponse;
 use kotel_pipeline::proto::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -117,7 +119,10 @@ fn traces(n: usize) -> Payload {
                     s("server.address", "checkout.shop.svc.cluster.local"),
                     i("server.port", 8080),
                     s("network.protocol.version", "1.1"),
-                    s("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0"),
+                    s(
+                        "user_agent.original",
+                        "Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0",
+                    ),
                 ],
                 status: Some(Status {
                     code: 1,

@@ -30,10 +30,7 @@ pub enum Command {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read config {uri}: {source}")]
-    Read {
-        uri: String,
-        source: std::io::Error,
-    },
+    Read { uri: String, source: std::io::Error },
     #[error("config {uri}: environment variable {var} is not set")]
     Env { uri: String, var: String },
     #[error("invalid config:\n{0}")]
@@ -73,7 +70,12 @@ pub fn components() -> String {
     let mut out = String::new();
     for (kind, ty, signals) in kotel_config::components() {
         let signals: Vec<&str> = signals.iter().map(|s| s.as_str()).collect();
-        out.push_str(&format!("{:<10} {:<16} {}\n", kind.section(), ty, signals.join(",")));
+        out.push_str(&format!(
+            "{:<10} {:<16} {}\n",
+            kind.section(),
+            ty,
+            signals.join(",")
+        ));
     }
     out
 }

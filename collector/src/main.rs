@@ -51,7 +51,9 @@ fn run(uris: &[String]) -> anyhow::Result<()> {
         for ((receiver, protocol), addr) in service.addresses() {
             tracing::info!(%receiver, %protocol, %addr, "listening");
         }
-        service.run(shutdown_signal(), DEFAULT_SHUTDOWN_DEADLINE).await?;
+        service
+            .run(shutdown_signal(), DEFAULT_SHUTDOWN_DEADLINE)
+            .await?;
         Ok(())
     })
 }

@@ -88,10 +88,12 @@ pub async fn bind(
     } else {
         endpoint.to_string()
     };
-    let tcp = TcpListener::bind(&addr).await.map_err(|source| NetError::Bind {
-        endpoint: endpoint.to_string(),
-        source,
-    })?;
+    let tcp = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| NetError::Bind {
+            endpoint: endpoint.to_string(),
+            source,
+        })?;
     let tls = tls.map(|t| tls_acceptor(t, protocol)).transpose()?;
     Ok(Listener {
         tcp,

@@ -50,8 +50,7 @@ impl Service {
         let metrics = SelfMetrics::register(&mut registry);
         let ledger = Ledger::new(metrics.held_bytes.clone());
         let stages = Stages::default();
-        let topology =
-            topology::build(config, &metrics, &mut registry, &ledger, &stages).await?;
+        let topology = topology::build(config, &metrics, &mut registry, &ledger, &stages).await?;
         let side = Shutdown::new();
         let ready = Readiness::default();
         let mut side_tasks = Vec::new();
@@ -70,12 +69,13 @@ impl Service {
         let mut health_addr = None;
         for (id, ext) in config.active_extensions() {
             if let ExtensionConfig::HealthCheck(h) = ext {
-                let listener = net::bind(&h.endpoint, None, Protocol::Auto)
-                    .await
-                    .map_err(|source| ServiceError::Extension {
-                        id: id.to_string(),
-                        source,
-                    })?;
+                let listener =
+                    net::bind(&h.endpoint, None, Protocol::Auto)
+                        .await
+                        .map_err(|source| ServiceError::Extension {
+                            id: id.to_string(),
+                            source,
+                        })?;
                 health_addr = Some(listener.local_addr());
                 let (path, ready, shutdown) = (h.path.clone(), ready.clone(), side.clone());
                 side_tasks.push(task(id, async move {

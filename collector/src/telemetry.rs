@@ -157,8 +157,14 @@ impl SelfMetrics {
         };
         let failed = self.receiver_failed_requests.clone();
         ReceiverCounters {
-            accepted: self.receiver_accepted.each_ref().map(|f| f.get_or_create(&l).clone()),
-            refused: self.receiver_refused.each_ref().map(|f| f.get_or_create(&l).clone()),
+            accepted: self
+                .receiver_accepted
+                .each_ref()
+                .map(|f| f.get_or_create(&l).clone()),
+            refused: self
+                .receiver_refused
+                .each_ref()
+                .map(|f| f.get_or_create(&l).clone()),
             failed: Arc::new(move |reason: &'static str| {
                 failed
                     .get_or_create(&FailedRequestLabels {
@@ -176,7 +182,10 @@ impl SelfMetrics {
             exporter: exporter.to_string(),
         };
         ExporterCounters {
-            sent: self.exporter_sent.each_ref().map(|f| f.get_or_create(&l).clone()),
+            sent: self
+                .exporter_sent
+                .each_ref()
+                .map(|f| f.get_or_create(&l).clone()),
             send_failed: self
                 .exporter_send_failed
                 .each_ref()

@@ -262,13 +262,15 @@ pub async fn build(
                         }));
                     b
                 }
-                ProcessorConfig::MemoryLimiter(c) => Arc::new(memory_limiter::MemoryLimiter::build(
-                    pr_id,
-                    c,
-                    next,
-                    ledger.clone(),
-                    metrics.processor_refused(&name),
-                )?),
+                ProcessorConfig::MemoryLimiter(c) => {
+                    Arc::new(memory_limiter::MemoryLimiter::build(
+                        pr_id,
+                        c,
+                        next,
+                        ledger.clone(),
+                        metrics.processor_refused(&name),
+                    )?)
+                }
                 ProcessorConfig::K8sAttributes(_) => {
                     return Err(TopologyError::NotBuilt {
                         kind: "processors",

@@ -104,8 +104,12 @@ async fn stalled_exporter_refuses_intake_and_loses_nothing_accepted() {
     // requests plus one in flight, so what is held is a few hundred spans' worth.
     let span_bytes = request(0, 1).encoded_len() as f64;
     assert!(max_held <= span_bytes * 1500.0, "held {max_held} bytes");
-    let cap = collector.metric("otelcol_exporter_queue_capacity", &[("exporter", "otlp")]).await;
-    let size = collector.metric("otelcol_exporter_queue_size", &[("exporter", "otlp")]).await;
+    let cap = collector
+        .metric("otelcol_exporter_queue_capacity", &[("exporter", "otlp")])
+        .await;
+    let size = collector
+        .metric("otelcol_exporter_queue_size", &[("exporter", "otlp")])
+        .await;
     assert_eq!(cap, 2.0);
     assert!(size <= cap);
     assert!(

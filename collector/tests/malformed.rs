@@ -8,9 +8,9 @@ mod common;
 use std::io::Write;
 
 use common::{Collector, Sink};
+use kotel_pipeline::ExportTraceServiceRequest;
 use kotel_pipeline::proto::collector::trace::v1::trace_service_client::TraceServiceClient;
 use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use kotel_pipeline::ExportTraceServiceRequest;
 use kotelcol::rpc_status::Status;
 use prost::Message;
 
@@ -83,16 +83,106 @@ async fn malformed_requests_get_their_status_and_are_counted() {
     let proto = Some("application/x-protobuf");
     let json = Some("application/json");
     let cases = vec![
-        Case { what: "truncated protobuf", method: reqwest::Method::POST, path: "/v1/traces", content_type: proto, encoding: None, body: good[..good.len() - 5].to_vec(), status: 400, reason: "bad_payload" },
-        Case { what: "invalid JSON", method: reqwest::Method::POST, path: "/v1/traces", content_type: json, encoding: None, body: b"{\"resourceSpans\": [".to_vec(), status: 400, reason: "bad_payload" },
-        Case { what: "wrong content type", method: reqwest::Method::POST, path: "/v1/traces", content_type: Some("text/plain"), encoding: None, body: good.clone(), status: 415, reason: "unsupported_media_type" },
-        Case { what: "corrupt gzip", method: reqwest::Method::POST, path: "/v1/traces", content_type: proto, encoding: Some("gzip"), body: b"\x1f\x8b\x08\x00garbage-garbage".to_vec(), status: 400, reason: "bad_encoding" },
-        Case { what: "unknown encoding", method: reqwest::Method::POST, path: "/v1/traces", content_type: proto, encoding: Some("br"), body: good.clone(), status: 400, reason: "unsupported_encoding" },
-        Case { what: "oversize body", method: reqwest::Method::POST, path: "/v1/traces", content_type: proto, encoding: None, body: traces(200, 1000).encode_to_vec(), status: 413, reason: "too_large" },
-        Case { what: "decompression bomb", method: reqwest::Method::POST, path: "/v1/traces", content_type: proto, encoding: Some("gzip"), body: gzip(&traces(200, 1000).encode_to_vec()), status: 413, reason: "too_large" },
-        Case { what: "unknown path", method: reqwest::Method::POST, path: "/v1/spans", content_type: proto, encoding: None, body: good.clone(), status: 404, reason: "not_found" },
-        Case { what: "signal without a pipeline", method: reqwest::Method::POST, path: "/v1/logs", content_type: proto, encoding: None, body: Vec::new(), status: 404, reason: "not_found" },
-        Case { what: "wrong method", method: reqwest::Method::GET, path: "/v1/traces", content_type: None, encoding: None, body: Vec::new(), status: 405, reason: "method_not_allowed" },
+        Case {
+            what: "truncated protobuf",
+            method: reqwest::Method::POST,
+            path: "/v1/traces",
+            content_type: proto,
+            encoding: None,
+            body: good[..good.len() - 5].to_vec(),
+            status: 400,
+            reason: "bad_payload",
+        },
+        Case {
+            what: "invalid JSON",
+            method: reqwest::Method::POST,
+            path: "/v1/traces",
+            content_type: json,
+            encoding: None,
+            body: b"{\"resourceSpans\": [".to_vec(),
+            status: 400,
+            reason: "bad_payload",
+        },
+        Case {
+            what: "wrong content type",
+            method: reqwest::Method::POST,
+            path: "/v1/traces",
+            content_type: Some("text/plain"),
+            encoding: None,
+            body: good.clone(),
+            status: 415,
+            reason: "unsupported_media_type",
+        },
+        Case {
+            what: "corrupt gzip",
+            method: reqwest::Method::POST,
+            path: "/v1/traces",
+            content_type: proto,
+            encoding: Some("gzip"),
+            body: b"\x1f\x8b\x08\x00garbage-garbage".to_vec(),
+            status: 400,
+            reason: "bad_encoding",
+        },
+        Case {
+            what: "unknown encoding",
+            method: reqwest::Method::POST,
+            path: "/v1/traces",
+            content_type: proto,
+            encoding: Some("br"),
+            body: good.clone(),
+            status: 400,
+            reason: "unsupported_encoding",
+        },
+        Case {
+            what: "oversize body",
+            method: reqwest::Method::POST,
+            path: "/v1/traces",
+            content_type: proto,
+            encoding: None,
+            body: traces(200, 1000).encode_to_vec(),
+            status: 413,
+            reason: "too_large",
+        },
+        Case {
+            what: "decompression bomb",
+            method: reqwest::Method::POST,
+            path: "/v1/traces",
+            content_type: proto,
+            encoding: Some("gzip"),
+            body: gzip(&traces(200, 1000).encode_to_vec()),
+            status: 413,
+            reason: "too_large",
+        },
+        Case {
+            what: "unknown path",
+            method: reqwest::Method::POST,
+            path: "/v1/spans",
+            content_type: proto,
+            encoding: None,
+            body: good.clone(),
+            status: 404,
+            reason: "not_found",
+        },
+        Case {
+            what: "signal without a pipeline",
+            method: reqwest::Method::POST,
+            path: "/v1/logs",
+            content_type: proto,
+            encoding: None,
+            body: Vec::new(),
+            status: 404,
+            reason: "not_found",
+        },
+        Case {
+            what: "wrong method",
+            method: reqwest::Method::GET,
+            path: "/v1/traces",
+            content_type: None,
+            encoding: None,
+            body: Vec::new(),
+            status: 405,
+            reason: "method_not_allowed",
+        },
     ];
     let client = reqwest::Client::new();
     for case in &cases {
@@ -105,13 +195,20 @@ async fn malformed_requests_get_their_status_and_are_counted() {
         }
         let resp = req.body(case.body.clone()).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), case.status, "{}", case.what);
-        let ct = resp.headers().get("content-type").unwrap().to_str().unwrap().to_string();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         let body = resp.bytes().await.unwrap();
         if ct == "application/x-protobuf" {
             let s = Status::decode(body.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", case.what));
             assert!(!s.message.is_empty(), "{}", case.what);
         } else {
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{}: {e}", case.what));
+            let v: serde_json::Value =
+                serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{}: {e}", case.what));
             assert!(v["code"].as_i64().unwrap() > 0, "{}", case.what);
             assert!(v["message"].as_str().is_some(), "{}", case.what);
         }
@@ -123,12 +220,28 @@ async fn malformed_requests_get_their_status_and_are_counted() {
             .send()
             .await
             .unwrap();
-        assert_eq!(ok.status().as_u16(), 200, "good request after {}", case.what);
+        assert_eq!(
+            ok.status().as_u16(),
+            200,
+            "good request after {}",
+            case.what
+        );
     }
-    for reason in ["bad_payload", "unsupported_media_type", "bad_encoding", "unsupported_encoding", "too_large", "not_found", "method_not_allowed"] {
+    for reason in [
+        "bad_payload",
+        "unsupported_media_type",
+        "bad_encoding",
+        "unsupported_encoding",
+        "too_large",
+        "not_found",
+        "method_not_allowed",
+    ] {
         let expected = cases.iter().filter(|c| c.reason == reason).count() as f64;
         let got = collector
-            .metric("otelcol_receiver_failed_requests", &[("transport", "http"), ("reason", reason)])
+            .metric(
+                "otelcol_receiver_failed_requests",
+                &[("transport", "http"), ("reason", reason)],
+            )
             .await;
         assert_eq!(got, expected, "failed requests counted for {reason}");
     }
@@ -154,9 +267,17 @@ async fn malformed_requests_get_their_status_and_are_counted() {
 
     sink.wait_for("the JSON span", |ps| {
         ps.iter().any(|p| match p {
-            kotel_pipeline::Payload::Traces(r) => r.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).any(|s| {
-                s.name == "json-span" && s.trace_id == (1..=16).collect::<Vec<u8>>() && s.span_id == [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x00, 0x11] && s.start_time_unix_nano == 5
-            }),
+            kotel_pipeline::Payload::Traces(r) => r
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+                .any(|s| {
+                    s.name == "json-span"
+                        && s.trace_id == (1..=16).collect::<Vec<u8>>()
+                        && s.span_id == [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x00, 0x11]
+                        && s.start_time_unix_nano == 5
+                }),
             _ => false,
         })
     })

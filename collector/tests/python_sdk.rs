@@ -38,7 +38,13 @@ fn venv() -> PathBuf {
             .expect("python3 is needed for this test");
         assert!(ok.success(), "python3 -m venv failed");
         let ok = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(PACKAGES)
             .status()
             .unwrap();
@@ -61,24 +67,39 @@ fn strings(ps: &[Payload], service: &str) -> (Vec<String>, Vec<String>, Vec<Stri
             Payload::Traces(r) => {
                 for rs in &r.resource_spans {
                     if is_svc(&rs.resource.as_ref().unwrap().attributes) {
-                        spans.extend(rs.scope_spans.iter().flat_map(|s| &s.spans).map(|s| s.name.clone()));
+                        spans.extend(
+                            rs.scope_spans
+                                .iter()
+                                .flat_map(|s| &s.spans)
+                                .map(|s| s.name.clone()),
+                        );
                     }
                 }
             }
             Payload::Logs(r) => {
                 for rl in &r.resource_logs {
                     if is_svc(&rl.resource.as_ref().unwrap().attributes) {
-                        logs.extend(rl.scope_logs.iter().flat_map(|s| &s.log_records).filter_map(|l| match l.body.as_ref()?.value.as_ref()? {
-                            Value::StringValue(s) => Some(s.clone()),
-                            _ => None,
-                        }));
+                        logs.extend(
+                            rl.scope_logs
+                                .iter()
+                                .flat_map(|s| &s.log_records)
+                                .filter_map(|l| match l.body.as_ref()?.value.as_ref()? {
+                                    Value::StringValue(s) => Some(s.clone()),
+                                    _ => None,
+                                }),
+                        );
                     }
                 }
             }
             Payload::Metrics(r) => {
                 for rm in &r.resource_metrics {
                     if is_svc(&rm.resource.as_ref().unwrap().attributes) {
-                        metrics.extend(rm.scope_metrics.iter().flat_map(|s| &s.metrics).map(|m| m.name.clone()));
+                        metrics.extend(
+                            rm.scope_metrics
+                                .iter()
+                                .flat_map(|s| &s.metrics)
+                                .map(|m| m.name.clone()),
+                        );
                     }
                 }
             }
@@ -98,11 +119,20 @@ async fn python_sdk_over_grpc_and_http() {
     let grpc = collector.grpc.unwrap().to_string();
     let http = format!("http://{}", collector.http.unwrap());
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(python).arg(script).arg(grpc).arg(http).output().unwrap()
+        Command::new(python)
+            .arg(script)
+            .arg(grpc)
+            .arg(http)
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     for tag in ["grpc", "http"] {
         let svc = format!("py-{tag}");
@@ -112,8 +142,16 @@ async fn python_sdk_over_grpc_and_http() {
         })
         .await;
         let (spans, logs, metrics) = strings(&sink.received.lock().await, &svc);
-        assert_eq!(spans, (0..5).map(|i| format!("span-{tag}-{i}")).collect::<Vec<_>>());
-        assert_eq!(logs, (0..3).map(|i| format!("log-{tag}-{i}")).collect::<Vec<_>>());
+        assert_eq!(
+            spans,
+            (0..5)
+                .map(|i| format!("span-{tag}-{i}"))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            logs,
+            (0..3).map(|i| format!("log-{tag}-{i}")).collect::<Vec<_>>()
+        );
         assert!(metrics.contains(&format!("requests_{tag}")), "{metrics:?}");
     }
     collector.stop().await;

@@ -8,10 +8,10 @@ use common::{Collector, Sink, config};
 use kotel_pipeline::Payload;
 use kotel_pipeline::proto::common::v1::any_value::Value;
 use kotel_pipeline::proto::metrics::v1::metric::Data;
+use opentelemetry::KeyValue;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
-use opentelemetry::KeyValue;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 
@@ -111,12 +111,13 @@ fn emit(transport: Transport, grpc: String, http: String, tag: &'static str) -> 
 }
 
 fn service_name(attrs: &[kotel_pipeline::proto::common::v1::KeyValue]) -> Option<String> {
-    attrs.iter().find(|kv| kv.key == "service.name").and_then(|kv| {
-        match kv.value.as_ref()?.value.as_ref()? {
+    attrs
+        .iter()
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
             Value::StringValue(s) => Some(s.clone()),
             _ => None,
-        }
-    })
+        })
 }
 
 async fn check(sink: &Sink, tag: &str, trace_ids: &[[u8; 16]]) {
@@ -193,7 +194,9 @@ async fn check(sink: &Sink, tag: &str, trace_ids: &[[u8; 16]]) {
             .filter(|m| m.name == metric)
             .find_map(|m| match &m.data {
                 Some(Data::Sum(s)) => s.data_points.first().and_then(|p| match p.value {
-                    Some(kotel_pipeline::proto::metrics::v1::number_data_point::Value::AsInt(v)) => Some(v),
+                    Some(kotel_pipeline::proto::metrics::v1::number_data_point::Value::AsInt(
+                        v,
+                    )) => Some(v),
                     _ => None,
                 }),
                 _ => None,

@@ -19,7 +19,9 @@ struct KillOnDrop(u32);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
     }
 }
 
@@ -81,8 +83,12 @@ service:
         .recv_timeout(std::time::Duration::from_secs(60))
         .expect("kotelcol logs its listening address");
 
-    let mut traces = TraceServiceClient::connect(format!("http://{addr}")).await.unwrap();
-    let mut logs = LogsServiceClient::connect(format!("http://{addr}")).await.unwrap();
+    let mut traces = TraceServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let mut logs = LogsServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
     for i in 0..10u8 {
         traces
             .export(ExportTraceServiceRequest {

@@ -35,7 +35,10 @@ pub enum OtlpGrpcError {
 pub struct OtlpGrpcSender {
     channel: Channel,
     compression: Option<CompressionEncoding>,
-    headers: Vec<(MetadataKey<tonic::metadata::Ascii>, MetadataValue<tonic::metadata::Ascii>)>,
+    headers: Vec<(
+        MetadataKey<tonic::metadata::Ascii>,
+        MetadataValue<tonic::metadata::Ascii>,
+    )>,
 }
 
 impl OtlpGrpcSender {
@@ -68,7 +71,8 @@ impl OtlpGrpcSender {
         if use_tls {
             if cfg.tls.insecure_skip_verify {
                 return Err(OtlpGrpcError::Tls(
-                    "insecure_skip_verify is not supported by the gRPC exporter; set ca_file".into(),
+                    "insecure_skip_verify is not supported by the gRPC exporter; set ca_file"
+                        .into(),
                 ));
             }
             let read = |path: &String| {

@@ -138,18 +138,14 @@ impl Sender for OtlpHttpSender {
             )));
         };
         let raw = body(&data.payload, self.json)?;
-        let mut req = self
-            .client
-            .post(url)
-            .headers(self.headers.clone())
-            .header(
-                http::header::CONTENT_TYPE,
-                if self.json {
-                    "application/json"
-                } else {
-                    "application/x-protobuf"
-                },
-            );
+        let mut req = self.client.post(url).headers(self.headers.clone()).header(
+            http::header::CONTENT_TYPE,
+            if self.json {
+                "application/json"
+            } else {
+                "application/x-protobuf"
+            },
+        );
         let payload = match self.compression {
             Compression::None => raw,
             Compression::Gzip => {

@@ -70,7 +70,10 @@ mod tests {
             directory: tmp.path().join("x").display().to_string(),
             ..Default::default()
         };
-        assert!(matches!(resolve(&id, &cfg), Err(FileStorageError::Missing { .. })));
+        assert!(matches!(
+            resolve(&id, &cfg),
+            Err(FileStorageError::Missing { .. })
+        ));
         cfg.create_directory = true;
         let dir = resolve(&id, &cfg).unwrap();
         let fl: ComponentId = "filelog/pods".parse().unwrap();

@@ -12,9 +12,7 @@ use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans};
 pub fn merge(into: &mut Payload, other: Payload) -> Result<(), Payload> {
     match (into, other) {
         (Payload::Traces(a), Payload::Traces(b)) => a.resource_spans.extend(b.resource_spans),
-        (Payload::Metrics(a), Payload::Metrics(b)) => {
-            a.resource_metrics.extend(b.resource_metrics)
-        }
+        (Payload::Metrics(a), Payload::Metrics(b)) => a.resource_metrics.extend(b.resource_metrics),
         (Payload::Logs(a), Payload::Logs(b)) => a.resource_logs.extend(b.resource_logs),
         (_, other) => return Err(other),
     }
@@ -68,7 +66,10 @@ macro_rules! clone_empty {
 }
 
 clone_empty!(kotel_pipeline::ExportTraceServiceRequest, resource_spans);
-clone_empty!(kotel_pipeline::ExportMetricsServiceRequest, resource_metrics);
+clone_empty!(
+    kotel_pipeline::ExportMetricsServiceRequest,
+    resource_metrics
+);
 clone_empty!(kotel_pipeline::ExportLogsServiceRequest, resource_logs);
 
 /// A container of containers.

@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use kotel_config::Config;
-use kotel_pipeline::proto::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use kotel_pipeline::proto::collector::logs::v1::ExportLogsServiceResponse;
+use kotel_pipeline::proto::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
 use kotel_pipeline::proto::collector::metrics::v1::ExportMetricsServiceResponse;
 use kotel_pipeline::proto::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
@@ -37,15 +39,31 @@ impl Sink {
     /// Starts the sink on a free port.
     pub async fn start() -> (Self, SocketAddr, Shutdown) {
         let sink = Sink::default();
-        let listener = net::bind("127.0.0.1:0", None, Protocol::Http2).await.unwrap();
+        let listener = net::bind("127.0.0.1:0", None, Protocol::Http2)
+            .await
+            .unwrap();
         let addr = listener.local_addr();
         let mut b = tonic::service::RoutesBuilder::default();
-        b.add_service(TraceServiceServer::new(sink.clone()).accept_compressed(tonic::codec::CompressionEncoding::Gzip).accept_compressed(tonic::codec::CompressionEncoding::Zstd));
-        b.add_service(MetricsServiceServer::new(sink.clone()).accept_compressed(tonic::codec::CompressionEncoding::Gzip));
-        b.add_service(LogsServiceServer::new(sink.clone()).accept_compressed(tonic::codec::CompressionEncoding::Gzip));
+        b.add_service(
+            TraceServiceServer::new(sink.clone())
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .accept_compressed(tonic::codec::CompressionEncoding::Zstd),
+        );
+        b.add_service(
+            MetricsServiceServer::new(sink.clone())
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+        );
+        b.add_service(
+            LogsServiceServer::new(sink.clone())
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+        );
         let routes = b.routes();
         let stop = Shutdown::new();
-        tokio::spawn(kotelcol::receivers::otlp::grpc::serve(listener, routes, stop.clone()));
+        tokio::spawn(kotelcol::receivers::otlp::grpc::serve(
+            listener,
+            routes,
+            stop.clone(),
+        ));
         (sink, addr, stop)
     }
 

@@ -6,8 +6,10 @@ use std::convert::Infallible;
 use http::Request;
 use hyper::body::Incoming;
 use kotel_config::receivers::otlp::GrpcServerConfig;
-use kotel_pipeline::proto::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use kotel_pipeline::proto::collector::logs::v1::ExportLogsServiceResponse;
+use kotel_pipeline::proto::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
 use kotel_pipeline::proto::collector::metrics::v1::ExportMetricsServiceResponse;
 use kotel_pipeline::proto::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
@@ -35,7 +37,11 @@ pub struct Handler {
 }
 
 impl Handler {
-    async fn push<T>(&self, request: tonic::Request<T>, wrap: fn(T) -> Payload) -> Result<(), tonic::Status> {
+    async fn push<T>(
+        &self,
+        request: tonic::Request<T>,
+        wrap: fn(T) -> Payload,
+    ) -> Result<(), tonic::Status> {
         let peer = request.extensions().get::<PeerAddr>().map(|p| p.0);
         let headers = self
             .include_metadata

@@ -52,7 +52,11 @@ pub struct HttpState {
 }
 
 impl HttpState {
-    pub fn new(cfg: &HttpServerConfig, consumers: SignalConsumers, counters: ReceiverCounters) -> Self {
+    pub fn new(
+        cfg: &HttpServerConfig,
+        consumers: SignalConsumers,
+        counters: ReceiverCounters,
+    ) -> Self {
         let slash = |p: &str| {
             if p.starts_with('/') {
                 p.to_string()
@@ -215,7 +219,13 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
     let enc = match content_type.as_deref() {
         Some("application/x-protobuf") => Some(Encoding::Proto),
         Some("application/json") => Some(Encoding::Json),
@@ -230,12 +240,22 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
         .map(|(_, s)| *s);
     let Some(consumer) = signal.and_then(|s| state.consumers.get(s)) else {
         counters.failed_request("not_found");
-        return bad(StatusCode::NOT_FOUND, tonic::Code::Unimplemented, format!("{} is not an OTLP path of this receiver", req.uri().path()), reply_enc);
+        return bad(
+            StatusCode::NOT_FOUND,
+            tonic::Code::Unimplemented,
+            format!("{} is not an OTLP path of this receiver", req.uri().path()),
+            reply_enc,
+        );
     };
     let signal = signal.expect("a consumer implies a signal");
     if req.method() != Method::POST {
         counters.failed_request("method_not_allowed");
-        return bad(StatusCode::METHOD_NOT_ALLOWED, tonic::Code::Unimplemented, "405 method not allowed, supported: [POST]", reply_enc);
+        return bad(
+            StatusCode::METHOD_NOT_ALLOWED,
+            tonic::Code::Unimplemented,
+            "405 method not allowed, supported: [POST]",
+            reply_enc,
+        );
     }
     let Some(enc) = enc else {
         counters.failed_request("unsupported_media_type");
@@ -253,10 +273,9 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let allowed = state
-        .compression
-        .as_ref()
-        .is_none_or(|list| content_encoding.is_empty() || list.iter().any(|c| *c == content_encoding));
+    let allowed = state.compression.as_ref().is_none_or(|list| {
+        content_encoding.is_empty() || list.iter().any(|c| *c == content_encoding)
+    });
     let codec = match content_encoding.as_str() {
         "" | "identity" => Codec::Identity,
         "gzip" | "x-gzip" => Codec::Gzip,
@@ -266,14 +285,22 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
     };
     if codec == Codec::Unsupported || !allowed {
         counters.failed_request("unsupported_encoding");
-        return bad(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, format!("unsupported Content-Encoding: {content_encoding}"), enc);
+        return bad(
+            StatusCode::BAD_REQUEST,
+            tonic::Code::InvalidArgument,
+            format!("unsupported Content-Encoding: {content_encoding}"),
+            enc,
+        );
     }
     let too_large = || {
         counters.failed_request("too_large");
         bad(
             StatusCode::PAYLOAD_TOO_LARGE,
             tonic::Code::ResourceExhausted,
-            format!("request body larger than max_request_body_size ({} bytes)", state.max_body),
+            format!(
+                "request body larger than max_request_body_size ({} bytes)",
+                state.max_body
+            ),
             enc,
         )
     };
@@ -291,7 +318,12 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
         Err(ReadError::TooLarge) => return too_large(),
         Err(ReadError::Io(e)) => {
             counters.failed_request("bad_payload");
-            return bad(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, format!("cannot read the request body: {e}"), enc);
+            return bad(
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                format!("cannot read the request body: {e}"),
+                enc,
+            );
         }
     };
     let body = match decompress(codec, raw, state.max_body) {
@@ -299,7 +331,12 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
         Err(Decompress::TooLarge) => return too_large(),
         Err(Decompress::Corrupt(e)) => {
             counters.failed_request("bad_encoding");
-            return bad(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, format!("cannot decompress the {content_encoding} body: {e}"), enc);
+            return bad(
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                format!("cannot decompress the {content_encoding} body: {e}"),
+                enc,
+            );
         }
     };
     let decoded = match enc {
@@ -310,7 +347,12 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
         Ok(p) => p,
         Err(e) => {
             counters.failed_request("bad_payload");
-            return bad(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, e, enc);
+            return bad(
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                e,
+                enc,
+            );
         }
     };
     if payload.item_count() > 0 {
@@ -318,7 +360,10 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
         if let Err(e) = consumer.consume(Envelope::with_context(payload, ctx)).await {
             let (status, code) = rpc_status::from_consume_error(&e);
             let mut reply = status_reply(code, &status, enc);
-            if matches!(code, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
+            if matches!(
+                code,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            ) {
                 reply.retry_after = status.retry_after().map(|d| d.as_secs().max(1));
             }
             return reply;
@@ -345,7 +390,11 @@ enum ReadError {
     Io(hyper::Error),
 }
 
-async fn read_body(mut body: Incoming, max: usize, declared: Option<usize>) -> Result<Bytes, ReadError> {
+async fn read_body(
+    mut body: Incoming,
+    max: usize,
+    declared: Option<usize>,
+) -> Result<Bytes, ReadError> {
     let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(max));
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
@@ -399,7 +448,9 @@ fn decompress(codec: Codec, raw: Bytes, max: usize) -> Result<Bytes, Decompress>
         Codec::Identity | Codec::Unsupported => return Ok(raw),
         Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&raw[..])),
         Codec::Zlib => Box::new(flate2::read::ZlibDecoder::new(&raw[..])),
-        Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(&raw[..]).map_err(Decompress::Corrupt)?),
+        Codec::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(&raw[..]).map_err(Decompress::Corrupt)?)
+        }
     };
     let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(max));
     reader
@@ -418,10 +469,22 @@ mod tests {
 
     #[test]
     fn wildcard_origins() {
-        assert!(wildcard_match("https://*.example.com", "https://a.example.com"));
-        assert!(!wildcard_match("https://*.example.com", "https://example.org"));
-        assert!(wildcard_match("http://localhost:3000", "http://localhost:3000"));
-        assert!(!wildcard_match("http://localhost:3000", "http://localhost:30001"));
+        assert!(wildcard_match(
+            "https://*.example.com",
+            "https://a.example.com"
+        ));
+        assert!(!wildcard_match(
+            "https://*.example.com",
+            "https://example.org"
+        ));
+        assert!(wildcard_match(
+            "http://localhost:3000",
+            "http://localhost:3000"
+        ));
+        assert!(!wildcard_match(
+            "http://localhost:3000",
+            "http://localhost:30001"
+        ));
     }
 
     #[test]
@@ -430,8 +493,14 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         enc.write_all(&vec![0u8; 1 << 20]).unwrap();
         let gz = Bytes::from(enc.finish().unwrap());
-        assert!(matches!(decompress(Codec::Gzip, gz.clone(), 1000), Err(Decompress::TooLarge)));
-        assert_eq!(decompress(Codec::Gzip, gz, 2 << 20).ok().unwrap().len(), 1 << 20);
+        assert!(matches!(
+            decompress(Codec::Gzip, gz.clone(), 1000),
+            Err(Decompress::TooLarge)
+        ));
+        assert_eq!(
+            decompress(Codec::Gzip, gz, 2 << 20).ok().unwrap().len(),
+            1 << 20
+        );
         assert!(matches!(
             decompress(Codec::Gzip, Bytes::from_static(b"\x1f\x8bnot gzip"), 1000),
             Err(Decompress::Corrupt(_))

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 /// Decodes an OTLP/JSON request body of `signal`.
 pub fn decode(signal: Signal, body: &[u8]) -> Result<Payload, String> {
-    let mut value: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let mut value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
     if !value.is_object() {
         return Err("the request must be a JSON object".into());
     }
@@ -156,13 +157,22 @@ mod tests {
         let Payload::Logs(l) = decode(Signal::Logs, logs.as_bytes()).unwrap() else {
             panic!("not logs")
         };
-        assert_eq!(l.resource_logs[0].scope_logs[0].log_records[0].severity_number, 13);
+        assert_eq!(
+            l.resource_logs[0].scope_logs[0].log_records[0].severity_number,
+            13
+        );
     }
 
     #[test]
     fn rejects_garbage() {
         assert!(decode(Signal::Logs, b"{not json").is_err());
         assert!(decode(Signal::Logs, b"[1]").is_err());
-        assert!(decode(Signal::Traces, br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}"#).is_err());
+        assert!(
+            decode(
+                Signal::Traces,
+                br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}"#
+            )
+            .is_err()
+        );
     }
 }

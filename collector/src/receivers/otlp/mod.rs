@@ -84,7 +84,10 @@ impl OtlpReceiver {
                         source,
                     })?;
                 let (consumers, counters) = wiring.http;
-                Some((listener, Arc::new(http::HttpState::new(h, consumers, counters))))
+                Some((
+                    listener,
+                    Arc::new(http::HttpState::new(h, consumers, counters)),
+                ))
             }
         };
         Ok(Self { grpc, http })
