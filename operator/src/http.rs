@@ -1,5 +1,6 @@
 //! The operator's HTTP endpoints: `/metrics` (Prometheus text), `/healthz` (the process serves)
-//! and `/readyz` (connected to the API server and running, as leader or standby).
+//! and `/readyz` (connected to the API server and running, as leader or standby). Metrics and
+//! probes listen on separate addresses, or share one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,12 +33,31 @@ pub enum HttpError {
     Serve(#[source] std::io::Error),
 }
 
-pub fn router(state: HttpState) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .with_state(state)
+/// Which endpoints a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoints {
+    pub metrics: bool,
+    pub probes: bool,
+}
+
+impl Endpoints {
+    pub const ALL: Self = Self {
+        metrics: true,
+        probes: true,
+    };
+}
+
+pub fn router(state: HttpState, endpoints: Endpoints) -> Router {
+    let mut r = Router::new();
+    if endpoints.metrics {
+        r = r.route("/metrics", get(metrics));
+    }
+    if endpoints.probes {
+        r = r
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz));
+    }
+    r.with_state(state)
 }
 
 async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
@@ -62,13 +82,14 @@ async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
 pub async fn serve(
     addr: SocketAddr,
     state: HttpState,
+    endpoints: Endpoints,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HttpError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| HttpError::Bind { addr, source })?;
-    info!(%addr, "serving /metrics, /healthz, /readyz");
-    axum::serve(listener, router(state))
+    info!(%addr, metrics = endpoints.metrics, probes = endpoints.probes, "serving");
+    axum::serve(listener, router(state, endpoints))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(HttpError::Serve)
@@ -82,7 +103,7 @@ mod tests {
     use tower::ServiceExt;
 
     async fn get(state: HttpState, path: &str) -> (StatusCode, String) {
-        let response = router(state)
+        let response = router(state, Endpoints::ALL)
             .oneshot(Request::get(path).body(Body::empty()).unwrap())
             .await
             .unwrap();
@@ -110,5 +131,22 @@ mod tests {
         let (status, body) = get(state, "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("kotel_operator_reconciles_total"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn separate_listeners_serve_their_own_endpoints() {
+        let state = HttpState {
+            metrics: Arc::new(Metrics::default()),
+            ready: Arc::new(AtomicBool::new(true)),
+        };
+        let probes_only = Endpoints {
+            metrics: false,
+            probes: true,
+        };
+        let response = router(state, probes_only)
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
 }

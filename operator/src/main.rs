@@ -19,7 +19,7 @@ enum Command {
     /// Print the OpenTelemetryCollector CustomResourceDefinition as YAML.
     Crd,
     /// Run the controller until SIGTERM.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(clap::Args)]
@@ -27,9 +27,15 @@ struct RunArgs {
     /// Namespaces to watch (comma-separated); all namespaces when empty.
     #[arg(long, env = "WATCH_NAMESPACES", value_delimiter = ',')]
     namespaces: Vec<String>,
-    /// Address of /metrics, /healthz and /readyz.
-    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
-    http_addr: std::net::SocketAddr,
+    /// One address for /metrics, /healthz and /readyz (overrides the two below).
+    #[arg(long, env = "HTTP_ADDR")]
+    http_addr: Option<std::net::SocketAddr>,
+    /// Address of /metrics.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: std::net::SocketAddr,
+    /// Address of /healthz and /readyz (may equal the metrics address).
+    #[arg(long, env = "HEALTH_ADDR", default_value = "0.0.0.0:8081")]
+    health_addr: std::net::SocketAddr,
     /// Elect a leader through a Lease so several replicas are safe.
     #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     leader_election: bool,
@@ -65,7 +71,8 @@ async fn main() -> anyhow::Result<()> {
             kotel_operator::run::init_logging(a.log_format, &a.log_level)?;
             kotel_operator::run::run(RunOptions {
                 namespaces: a.namespaces.into_iter().filter(|n| !n.is_empty()).collect(),
-                http_addr: a.http_addr,
+                metrics_addr: a.http_addr.unwrap_or(a.metrics_addr),
+                health_addr: a.http_addr.unwrap_or(a.health_addr),
                 leader_election: a.leader_election,
                 lease_namespace: a.lease_namespace,
                 lease_name: a.lease_name,

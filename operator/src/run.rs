@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::controller::{self, Context};
-use crate::http::{self, HttpError, HttpState};
+use crate::http::{self, Endpoints, HttpError, HttpState};
 use crate::lease::{LeaderElector, LeaseError};
 use crate::metrics::Metrics;
 use crate::names::MANAGER;
@@ -32,7 +32,8 @@ pub enum LogFormat {
 
 pub struct RunOptions {
     pub namespaces: Vec<String>,
-    pub http_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub health_addr: SocketAddr,
     pub leader_election: bool,
     pub lease_namespace: String,
     pub lease_name: String,
@@ -125,14 +126,41 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let http_task = tokio::spawn(http::serve(
-        opts.http_addr,
-        HttpState {
-            metrics: metrics.clone(),
-            ready: ready.clone(),
-        },
-        stop_http,
-    ));
+    let state = HttpState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let http_task = if opts.metrics_addr == opts.health_addr {
+        tokio::spawn(http::serve(
+            opts.metrics_addr,
+            state,
+            Endpoints::ALL,
+            stop_http,
+        ))
+    } else {
+        let metrics_only = Endpoints {
+            metrics: true,
+            probes: false,
+        };
+        let probes_only = Endpoints {
+            metrics: false,
+            probes: true,
+        };
+        let (addr_m, addr_h, state_h) = (opts.metrics_addr, opts.health_addr, state.clone());
+        let stop_m = {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        tokio::spawn(async move {
+            let (m, h) = tokio::join!(
+                http::serve(addr_m, state, metrics_only, stop_m),
+                http::serve(addr_h, state_h, probes_only, stop_http),
+            );
+            m.and(h)
+        })
+    };
     {
         let stop_tx = stop_tx.clone();
         tokio::spawn(async move {
