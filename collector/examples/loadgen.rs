@@ -63,6 +63,7 @@ fn s(k: &str, v: &str) -> KeyValue {
         value: Some(AnyValue {
             value: Some(any_value::Value::StringValue(v.into())),
         }),
+        ..Default::default()
     }
 }
 
@@ -72,6 +73,7 @@ fn i(k: &str, v: i64) -> KeyValue {
         value: Some(AnyValue {
             value: Some(any_value::Value::IntValue(v)),
         }),
+        ..Default::default()
     }
 }
 
