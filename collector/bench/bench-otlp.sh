@@ -49,7 +49,12 @@ service:
     logs:
       level: warn
     metrics:
-      address: 127.0.0.1:$METRICS
+      readers:   # not the legacy 'address', which the Go collector no longer accepts
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: $METRICS
   pipelines:
     traces:
       receivers: [otlp]

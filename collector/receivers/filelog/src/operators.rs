@@ -11,6 +11,7 @@ use kotel_pipeline::proto::logs::v1::LogRecord;
 
 use crate::entry::{Entry, Field, FieldError, as_text, from_json, kv, string_value};
 use crate::parsers::container::{self, Format, Line, Recombine};
+use crate::timefmt::Layout;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -163,6 +164,44 @@ impl Severity {
     }
 }
 
+/// A parser's `timestamp` block: a field read with a layout into the record's time.
+#[derive(Debug)]
+struct Timestamp {
+    from: Field,
+    layout: Layout,
+}
+
+impl Timestamp {
+    fn build(c: &cfg::TimestampConfig) -> Result<Self, String> {
+        if c.location.as_deref().is_some_and(|l| l != "UTC") {
+            return Err("timestamp location other than UTC is not supported by kotel".into());
+        }
+        let from = Field::parse(
+            c.parse_from
+                .as_deref()
+                .ok_or("timestamp.parse_from is required")?,
+        )
+        .map_err(|e| e.to_string())?;
+        let layout = Layout::build(
+            c.layout_type.as_deref(),
+            c.layout.as_deref().ok_or("timestamp.layout is required")?,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Self { from, layout })
+    }
+
+    fn apply(&self, e: &mut Entry) -> Result<(), String> {
+        let v = e.get(&self.from).ok_or("timestamp: field not found")?;
+        let t = match &v.value {
+            Some(any_value::Value::IntValue(i)) => self.layout.parse_number(*i as f64),
+            Some(any_value::Value::DoubleValue(d)) => self.layout.parse_number(*d),
+            _ => as_text(v).and_then(|t| self.layout.parse(&t)),
+        };
+        e.record.time_unix_nano = t.ok_or("timestamp: value does not match the layout")?;
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 struct ContainerOp {
     format: Option<Format>,
@@ -179,6 +218,7 @@ enum Op {
         from: Field,
         to: Field,
         on_error: OnError,
+        timestamp: Option<Timestamp>,
         severity: Option<Severity>,
     },
     Regex {
@@ -186,6 +226,7 @@ enum Op {
         from: Field,
         to: Field,
         on_error: OnError,
+        timestamp: Option<Timestamp>,
         severity: Option<Severity>,
     },
     Move {
@@ -274,6 +315,12 @@ impl Chain {
             let severity = |s: &Option<cfg::SeverityConfig>| {
                 s.as_ref().map(Severity::build).transpose().map_err(invalid)
             };
+            let timestamp = |t: &Option<cfg::TimestampConfig>| {
+                t.as_ref()
+                    .map(Timestamp::build)
+                    .transpose()
+                    .map_err(invalid)
+            };
             ops.push(match op {
                 cfg::Operator::Container(p) => {
                     containers += 1;
@@ -303,25 +350,14 @@ impl Chain {
                         severity: None,
                     })
                 }
-                cfg::Operator::JsonParser(p) => {
-                    if p.timestamp.is_some() {
-                        return Err(invalid(
-                            "timestamp parsing is not supported by kotel's json_parser".into(),
-                        ));
-                    }
-                    Op::Json {
-                        from: field(p.parse_from.as_deref(), Field::body())?,
-                        to: field(p.parse_to.as_deref(), Field::attributes())?,
-                        on_error: OnError::parse(p.on_error.as_deref()).map_err(invalid)?,
-                        severity: severity(&p.severity)?,
-                    }
-                }
+                cfg::Operator::JsonParser(p) => Op::Json {
+                    from: field(p.parse_from.as_deref(), Field::body())?,
+                    to: field(p.parse_to.as_deref(), Field::attributes())?,
+                    on_error: OnError::parse(p.on_error.as_deref()).map_err(invalid)?,
+                    timestamp: timestamp(&p.timestamp)?,
+                    severity: severity(&p.severity)?,
+                },
                 cfg::Operator::RegexParser(p) => {
-                    if p.timestamp.is_some() {
-                        return Err(invalid(
-                            "timestamp parsing is not supported by kotel's regex_parser".into(),
-                        ));
-                    }
                     let regex =
                         regex::Regex::new(&p.regex).map_err(|e| invalid(format!("regex: {e}")))?;
                     Op::Regex {
@@ -329,6 +365,7 @@ impl Chain {
                         from: field(p.parse_from.as_deref(), Field::body())?,
                         to: field(p.parse_to.as_deref(), Field::attributes())?,
                         on_error: OnError::parse(p.on_error.as_deref()).map_err(invalid)?,
+                        timestamp: timestamp(&p.timestamp)?,
                         severity: severity(&p.severity)?,
                     }
                 }
@@ -584,26 +621,20 @@ impl Chain {
                     from,
                     to,
                     on_error,
+                    timestamp,
                     severity,
                 } => parse_json(&mut e, from, to)
-                    .map(|()| {
-                        if let Some(s) = severity {
-                            s.apply(&mut e);
-                        }
-                    })
+                    .and_then(|()| after_parse(&mut e, timestamp, severity))
                     .map_err(|m| (*on_error, m)),
                 Op::Regex {
                     regex,
                     from,
                     to,
                     on_error,
+                    timestamp,
                     severity,
                 } => parse_regex(&mut e, regex, from, to)
-                    .map(|()| {
-                        if let Some(s) = severity {
-                            s.apply(&mut e);
-                        }
-                    })
+                    .and_then(|()| after_parse(&mut e, timestamp, severity))
                     .map_err(|m| (*on_error, m)),
                 Op::Move { from, to, on_error } => match e.take(from) {
                     Some(v) => {
@@ -670,6 +701,21 @@ fn crio_tag(t: &str) -> Option<String> {
         return None;
     }
     t.split(' ').nth(2).map(str::to_string)
+}
+
+/// A parser's embedded timestamp and severity steps.
+fn after_parse(
+    e: &mut Entry,
+    timestamp: &Option<Timestamp>,
+    severity: &Option<Severity>,
+) -> Result<(), String> {
+    if let Some(s) = severity {
+        s.apply(e);
+    }
+    match timestamp {
+        Some(t) => t.apply(e),
+        None => Ok(()),
+    }
 }
 
 fn set_parsed(e: &mut Entry, to: &Field, values: Vec<KeyValue>) {

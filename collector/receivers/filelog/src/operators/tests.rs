@@ -230,3 +230,37 @@ fn invalid_utf8_is_replaced_and_nop_keeps_bytes() {
         })
     );
 }
+
+#[test]
+fn parser_timestamps() {
+    let c = config(
+        r#"
+include: [x]
+operators:
+  - type: json_parser
+    timestamp: {parse_from: attributes.ts, layout_type: epoch, layout: s.ms}
+  - type: regex_parser
+    parse_from: attributes.when
+    regex: '^(?P<t>.*)$'
+    timestamp: {parse_from: attributes.t, layout: '%Y-%m-%d %H:%M:%S'}
+    on_error: send_quiet
+"#,
+    );
+    let chain = Chain::build(&c).unwrap();
+    let (out, stats, _) = run(
+        &chain,
+        "/x/a.log",
+        &[
+            r#"{"ts": 1711787480.5}"#,
+            r#"{"ts": 1, "when": "2024-03-30 08:31:20"}"#,
+        ],
+    );
+    assert_eq!(out[0].record.time_unix_nano, 1_711_787_480_500_000_000);
+    assert_eq!(out[1].record.time_unix_nano, 1_711_787_480_000_000_000);
+    // The first line has no `when` for the regex parser.
+    assert_eq!(stats.parse_errors, 1);
+    let bad = config(
+        "include: [x]\noperators: [{type: json_parser, timestamp: {parse_from: body.t, layout: '%Q'}}]\n",
+    );
+    assert!(Chain::build(&bad).unwrap_err().to_string().contains("%Q"));
+}
