@@ -102,6 +102,8 @@ if ! nice -n 10 "$BUILDER" --config "$WORK/manifest.yaml" > "$DIR/build.log" 2>&
   unavailable "the collector builder failed${reason:+: $reason} (full log: $DIR/build.log)"
 fi
 [ -x "$WORK/dist/otelcol" ] || unavailable "the collector builder reported success but produced no binary (log: $DIR/build.log)"
+"$WORK/dist/otelcol" components > "$WORK/components.txt" 2>&1 \
+  || unavailable "the built collector does not run: $(head -1 "$WORK/components.txt")"
 mv "$WORK/dist/otelcol" "$OUT"
 SECS=$(( $(date +%s) - START ))
 echo "cold build ${SECS}s on $(date -u +%Y-%m-%d), $("$GO" env GOVERSION), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)" \
