@@ -29,7 +29,7 @@ e2e_log "e2e against $KUBECONFIG ($("$E2E_KUBECTL" version 2>/dev/null | grep -i
 # The suite runs the operator binary from target/; build it first so its build time is not
 # charged to the first test's deadline.
 cargo build -p kotel-operator
-export E2E_OPERATOR_BIN=${E2E_OPERATOR_BIN:-$E2E_REPO_ROOT/target/debug/kotel-operator}
+export E2E_OPERATOR_BIN=${E2E_OPERATOR_BIN:-${CARGO_TARGET_DIR:-$E2E_REPO_ROOT/target}/debug/kotel-operator}
 export RUST_LIB_BACKTRACE=${RUST_LIB_BACKTRACE:-0}   # anyhow errors print their context chain, not a backtrace
 start=$(date +%s)
 mkdir -p "$E2E_DIR/logs"
