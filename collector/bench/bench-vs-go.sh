@@ -75,6 +75,8 @@ otlp_section() {
         echo "bench-otlp.sh failed for $bin:"; sed 's/^/    /' <<<"$out"; return 1
       fi
       echo "  [$([ "$who" = K ] && echo kotelcol || echo "Go otelcol") round $r]"
+      # bench-otlp.sh names the collector under test kotelcol whatever KOTELCOL is.
+      [ "$who" = G ] && out=$(sed 's/^kotelcol OTLP gRPC/Go otelcol OTLP gRPC/' <<<"$out")
       sed 's/^/    /' <<<"$out"
       parse_otlp "$out" "$who"
     done
@@ -178,7 +180,12 @@ filelog_run() {
   last=0; busy_at=0; t1=$t0
   while :; do
     sleep 0.25
-    [ -r "/proc/$CPID/stat" ] || { echo "collector exited:" >&2; head -20 "$WORK/filelog.err" >&2; return 1; }
+    if [ ! -r "/proc/$CPID/stat" ]; then
+      wait "$CPID" 2>/dev/null; CPID=
+      kill -TERM "$SPID"; wait "$SPID" 2>/dev/null; SPID=
+      echo "FAILED exited: $(grep -v '^\s*$' "$WORK/filelog.err" | tail -1)"
+      return 0
+    fi
     now=$(awk '{print $14 + $15}' "/proc/$CPID/stat")
     if [ $((now - last)) -gt 0 ]; then quiet=0; busy_at=$now; t1=$(date +%s.%N); else quiet=$((quiet + 1)); fi
     last=$now
@@ -214,6 +221,11 @@ filelog_section() {
     rm -rf "$root"
     echo
     echo "  $size-byte lines, $lines records in 4 files ($(awk -v n="$lines" -v s="$size" 'BEGIN{printf "%.0f", n*s/1048576}') MiB)"
+    case "$k$g" in *FAILED*)
+      [[ $k == FAILED* ]] && echo "  kotelcol: ${k#FAILED }" || echo "  kotelcol: $k (records cpu_s wall_s peak_kib rss_kib delivered)"
+      [[ $g == FAILED* ]] && echo "  Go otelcol: ${g#FAILED }" || echo "  Go otelcol: $g (records cpu_s wall_s peak_kib rss_kib delivered)"
+      status=1; continue ;;
+    esac
     read -r _ kc kw kp ka kg <<<"$k"
     read -r _ gc gw gp ga gg <<<"$g"
     local krate grate
