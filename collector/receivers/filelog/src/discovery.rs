@@ -120,10 +120,8 @@ impl Discovery {
                     Some(_) => {}
                     None => self.walk(&path, None, out),
                 }
-            } else if ft.is_file() || ft.is_symlink() {
-                if depth.is_none_or(|d| d == 1) {
-                    self.consider(&path, out);
-                }
+            } else if (ft.is_file() || ft.is_symlink()) && depth.is_none_or(|d| d == 1) {
+                self.consider(&path, out);
             }
         }
     }

@@ -93,7 +93,7 @@ impl Field {
             reason,
         };
         let s = s.trim();
-        let root_len = s.find(|c| c == '.' || c == '[').unwrap_or(s.len());
+        let root_len = s.find(['.', '[']).unwrap_or(s.len());
         let root = match &s[..root_len] {
             "body" | "$body" => Root::Body,
             "attributes" | "$attributes" => Root::Attributes,

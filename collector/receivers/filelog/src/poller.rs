@@ -382,21 +382,22 @@ impl Poller {
         // Fast path: the same file still open at the same path.
         if let Some(&i) = index.by_path.get(&f.path) {
             let t = &mut self.tracked[i];
-            if !matched[i] && t.dev_ino == (f.dev, f.ino) {
-                if let Some(file) = &t.file {
-                    match Fingerprint::read(file, n) {
-                        Ok(fp) if fp.continues(&t.fp) && f.size >= t.offset => {
-                            t.fp = fp;
-                            t.last_seen = self.poll;
-                            t.idle_polls = 0;
-                            matched[i] = true;
-                            return Some(i);
-                        }
-                        Ok(_) => {} // truncated or rewritten: a new file at this path
-                        Err(e) => {
-                            tracing::debug!(path = %f.path.display(), error = %e, "fingerprint read failed");
-                            return None;
-                        }
+            if !matched[i]
+                && t.dev_ino == (f.dev, f.ino)
+                && let Some(file) = &t.file
+            {
+                match Fingerprint::read(file, n) {
+                    Ok(fp) if fp.continues(&t.fp) && f.size >= t.offset => {
+                        t.fp = fp;
+                        t.last_seen = self.poll;
+                        t.idle_polls = 0;
+                        matched[i] = true;
+                        return Some(i);
+                    }
+                    Ok(_) => {} // truncated or rewritten: a new file at this path
+                    Err(e) => {
+                        tracing::debug!(path = %f.path.display(), error = %e, "fingerprint read failed");
+                        return None;
                     }
                 }
             }
@@ -569,7 +570,6 @@ impl Poller {
                 }
             }
         }
-        drop(reader);
         self.buf = buf;
         // Pending partial lines are read again next poll from `safe`.
         ctx.recombine.clear();

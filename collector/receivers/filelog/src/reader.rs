@@ -116,7 +116,9 @@ impl<'a> LineReader<'a> {
 mod tests {
     use super::*;
 
-    fn lines(content: &[u8], offset: u64, max: usize) -> (Vec<(String, u64, u64)>, (String, u64)) {
+    type Lines = Vec<(String, u64, u64)>;
+
+    fn lines(content: &[u8], offset: u64, max: usize) -> (Lines, (String, u64)) {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("f");
         std::fs::write(&p, content).unwrap();
