@@ -32,12 +32,14 @@ use crate::telemetry::{ReceiverCounters, SelfMetrics, idx};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
-    #[error("{kind}.{id}: the {ty} component is not built into this kotelcol yet")]
-    NotBuilt {
-        kind: &'static str,
-        id: ComponentId,
-        ty: &'static str,
-    },
+    #[error(transparent)]
+    Filelog(#[from] kotel_filelog::Error),
+    #[error(transparent)]
+    KubeletStats(#[from] kotel_kubeletstats::Error),
+    #[error(transparent)]
+    K8sAttributes(#[from] kotel_k8sattributes::Error),
+    #[error("receivers.{id}.storage: {storage:?} is not an enabled file_storage extension")]
+    Storage { id: ComponentId, storage: String },
     #[error(transparent)]
     Otlp(#[from] otlp::OtlpReceiverError),
     #[error(transparent)]
@@ -144,6 +146,18 @@ fn observed(consumers: &SignalConsumers, counters: &ReceiverCounters) -> SignalC
     out
 }
 
+/// The observed consumer of a single-signal receiver (config validation guarantees the signal).
+fn observed_one(
+    consumers: &SignalConsumers,
+    signal: Signal,
+    counters: &ReceiverCounters,
+) -> BoxConsumer {
+    observed(consumers, counters)
+        .get(signal)
+        .cloned()
+        .unwrap_or_else(|| Arc::new(FanOut::new(Vec::new())))
+}
+
 /// Builds every component the pipelines use. Receivers bind their ports here.
 pub async fn build(
     config: &Config,
@@ -152,7 +166,6 @@ pub async fn build(
     ledger: &Ledger,
     stages: &Stages,
 ) -> Result<Topology, TopologyError> {
-    let _ = registry;
     let mut topo = Topology {
         receivers: Vec::new(),
         processors: Vec::new(),
@@ -230,6 +243,7 @@ pub async fn build(
     }
 
     // Pipelines, back to front.
+    let mut k8s_registered = std::collections::BTreeSet::new();
     let mut heads: Vec<(Signal, &Vec<ComponentId>, BoxConsumer)> = Vec::new();
     for (pid, pipeline) in &config.service.pipelines {
         let mut next = FanOut::boxed(
@@ -271,12 +285,24 @@ pub async fn build(
                         metrics.processor_refused(&name),
                     )?)
                 }
-                ProcessorConfig::K8sAttributes(_) => {
-                    return Err(TopologyError::NotBuilt {
-                        kind: "processors",
-                        id: pr_id.clone(),
-                        ty: "k8sattributes",
-                    });
+                ProcessorConfig::K8sAttributes(c) => {
+                    // One instance per pipeline, as upstream; only the first registers its
+                    // metrics, so every family name stays unique on /metrics.
+                    let mut spare = prometheus_client::registry::Registry::default();
+                    let reg = if k8s_registered.insert(pr_id.clone()) {
+                        &mut *registry
+                    } else {
+                        &mut spare
+                    };
+                    let (consumer, task) =
+                        kotel_k8sattributes::K8sAttributesProcessor::build(pr_id, c, next, reg)
+                            .await?;
+                    let shutdown = stages.processors.clone();
+                    topo.processors
+                        .push(Task::new(format!("{pid}/{pr_id}"), async move {
+                            task.run(shutdown).await.map_err(|e| e.to_string())
+                        }));
+                    consumer
                 }
             };
         }
@@ -316,22 +342,43 @@ pub async fn build(
                     Ok(())
                 }));
             }
-            ReceiverConfig::Filelog(_) => {
-                return Err(TopologyError::NotBuilt {
-                    kind: "receivers",
-                    id: id.clone(),
-                    ty: "filelog",
-                });
+            ReceiverConfig::Filelog(c) => {
+                let storage_dir = match &c.storage {
+                    None => None,
+                    Some(ext) => {
+                        let dir = ext
+                            .parse::<ComponentId>()
+                            .ok()
+                            .and_then(|e| storage.get(&e))
+                            .ok_or_else(|| TopologyError::Storage {
+                                id: id.clone(),
+                                storage: ext.clone(),
+                            })?;
+                        Some(file_storage::component_dir(dir, "receiver", id))
+                    }
+                };
+                let next = observed_one(&consumers, Signal::Logs, &metrics.receiver(&name, ""));
+                let receiver =
+                    kotel_filelog::FilelogReceiver::build(id, c, storage_dir, next, registry)?;
+                let shutdown = stages.receivers.clone();
+                topo.receivers.push(Task::new(id, async move {
+                    receiver.run(shutdown).await.map_err(|e| e.to_string())
+                }));
             }
-            ReceiverConfig::KubeletStats(_) => {
-                return Err(TopologyError::NotBuilt {
-                    kind: "receivers",
-                    id: id.clone(),
-                    ty: "kubeletstats",
-                });
+            ReceiverConfig::KubeletStats(c) => {
+                let next = observed_one(
+                    &consumers,
+                    Signal::Metrics,
+                    &metrics.receiver(&name, "http"),
+                );
+                let receiver =
+                    kotel_kubeletstats::KubeletStatsReceiver::build(id, c, next, registry)?;
+                let shutdown = stages.receivers.clone();
+                topo.receivers.push(Task::new(id, async move {
+                    receiver.run(shutdown).await.map_err(|e| e.to_string())
+                }));
             }
         }
     }
-    let _ = storage;
     Ok(topo)
 }
