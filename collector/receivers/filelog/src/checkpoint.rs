@@ -29,6 +29,9 @@ pub enum CheckpointError {
 pub struct Saved {
     pub fingerprint: Fingerprint,
     pub offset: u64,
+    /// Records ending at or before this were accepted (past `offset` while a partial line
+    /// of one stream is open and the other stream's lines were sent).
+    pub done: u64,
     pub path: String,
 }
 
@@ -36,6 +39,8 @@ pub struct Saved {
 struct Record {
     fingerprint: String,
     offset: u64,
+    #[serde(default)]
+    done: u64,
     path: String,
 }
 
@@ -101,6 +106,7 @@ impl Store {
                 Ok(fp) if !fp.is_empty() => files.push(Saved {
                     fingerprint: Fingerprint::from_bytes(fp),
                     offset: r.offset,
+                    done: r.done.max(r.offset),
                     path: r.path,
                 }),
                 _ => return self.set_aside(format!("bad fingerprint for {}", r.path)),
@@ -124,6 +130,7 @@ impl Store {
                 .map(|s| Record {
                     fingerprint: STANDARD.encode(s.fingerprint.as_bytes()),
                     offset: s.offset,
+                    done: s.done,
                     path: s.path.clone(),
                 })
                 .collect(),
@@ -228,6 +235,7 @@ mod tests {
         let saved = vec![Saved {
             fingerprint: Fingerprint::from_bytes(b"2024-01-01T00:00:00Z stdout F a\n".to_vec()),
             offset: 33,
+            done: 40,
             path: "/var/log/pods/a/b/0.log".into(),
         }];
         store.save(&saved).unwrap();

@@ -80,6 +80,8 @@ struct Tracked {
     fp: Fingerprint,
     /// Records before this offset were accepted downstream.
     offset: u64,
+    /// See [`Position::done`].
+    done: u64,
     path: PathBuf,
     file: Option<File>,
     dev_ino: (u64, u64),
@@ -90,6 +92,17 @@ struct Tracked {
     last_growth: Instant,
     /// Polls a vanished file's handle yielded nothing.
     idle_polls: u64,
+}
+
+/// How far a file was read and accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    /// Reading resumes here: no unfinished partial line starts before it.
+    offset: u64,
+    /// Every record whose last line ends at or before this was accepted. Past `offset` when
+    /// lines of the other stream were sent while a partial line was still open; on re-reading,
+    /// their records are not sent again.
+    done: u64,
 }
 
 /// Why a poll stopped early.
@@ -105,8 +118,8 @@ struct Batch {
     last: Option<(usize, Arc<Vec<KeyValue>>)>,
     records: usize,
     bytes: usize,
-    /// Offsets to advance once this batch is accepted.
-    commits: Vec<(usize, u64)>,
+    /// Positions to advance once this batch is accepted.
+    commits: Vec<(usize, Position)>,
 }
 
 impl Batch {
@@ -135,10 +148,10 @@ impl Batch {
         self.records >= BATCH_RECORDS || self.bytes >= BATCH_BYTES
     }
 
-    fn commit(&mut self, file: usize, offset: u64) {
+    fn commit(&mut self, file: usize, pos: Position) {
         match self.commits.last_mut() {
-            Some((f, o)) if *f == file => *o = offset,
-            _ => self.commits.push((file, offset)),
+            Some((f, o)) if *f == file => *o = pos,
+            _ => self.commits.push((file, pos)),
         }
     }
 }
@@ -249,6 +262,7 @@ impl Poller {
                     self.tracked.push(Tracked {
                         fp: f.fingerprint,
                         offset: f.offset,
+                        done: f.done.max(f.offset),
                         path: f.path.into(),
                         file: None,
                         dev_ino: (0, 0),
@@ -284,6 +298,7 @@ impl Poller {
             .map(|t| Saved {
                 fingerprint: t.fp.clone(),
                 offset: t.offset,
+                done: t.done,
                 path: t.path.to_string_lossy().into_owned(),
             })
             .collect();
@@ -434,6 +449,7 @@ impl Poller {
             if meta.len() < t.offset {
                 tracing::info!(path = %f.path.display(), "file truncated; reading from its start");
                 t.offset = 0;
+                t.done = 0;
                 t.ctx = None;
                 self.dirty = true;
             }
@@ -460,6 +476,7 @@ impl Poller {
         self.tracked.push(Tracked {
             fp: fp.clone(),
             offset,
+            done: offset,
             path: f.path.clone(),
             file: Some(file),
             dev_ino: (meta.dev(), meta.ino()),
@@ -494,6 +511,7 @@ impl Poller {
         shutdown: &Shutdown,
     ) -> Result<(), Stop> {
         let start_offset = self.tracked[i].offset;
+        let already_done = self.tracked[i].done;
         let mut ctx = match self.tracked[i].ctx.take() {
             Some(c) => c,
             None => self.chain.file_ctx(&self.tracked[i].path),
@@ -505,10 +523,11 @@ impl Poller {
         let mut stats = ChainStats::default();
         let mut lines = 0u64;
         let mut safe = start_offset;
+        let mut done = already_done.max(start_offset);
         let mut outcome = Ok(());
         loop {
             if self.batch.full() {
-                self.batch.commit(i, safe);
+                self.batch.commit(i, Position { offset: safe, done });
                 if let Err(stop) = self.flush(shutdown).await {
                     outcome = Err(stop);
                     break;
@@ -529,9 +548,14 @@ impl Poller {
                     self.chain
                         .process(token, start, &mut ctx, &mut self.scratch, &mut stats);
                     safe = self.chain.pending_start(&ctx).unwrap_or(end);
+                    if end <= already_done {
+                        // Re-read only to rebuild a partial line; these records were sent.
+                        self.scratch.clear();
+                    }
                     for e in self.scratch.drain(..) {
                         self.batch.push(i, e);
                     }
+                    done = done.max(end);
                     if end - start_offset >= FILE_BYTES_PER_POLL {
                         break; // the rest next poll, after the other files
                     }
@@ -563,6 +587,7 @@ impl Poller {
                             self.batch.push(i, e);
                         }
                         safe = eof;
+                        done = eof;
                     } else {
                         safe = self.chain.pending_start(&ctx).unwrap_or(start);
                     }
@@ -575,7 +600,7 @@ impl Poller {
         ctx.recombine.clear();
         self.tracked[i].ctx = Some(ctx);
         if outcome.is_ok() {
-            self.batch.commit(i, safe);
+            self.batch.commit(i, Position { offset: safe, done });
         }
         self.metrics.lines_read.inc_by(lines);
         self.metrics.parse_errors.inc_by(stats.parse_errors);
@@ -619,10 +644,11 @@ impl Poller {
                 Err(ConsumeError::ShuttingDown) => return Err(Stop::Shutdown),
             }
         }
-        for (i, offset) in batch.commits {
+        for (i, pos) in batch.commits {
             let t = &mut self.tracked[i];
-            if t.offset != offset {
-                t.offset = offset;
+            if (t.offset, t.done) != (pos.offset, pos.done) {
+                t.offset = pos.offset;
+                t.done = pos.done;
                 self.dirty = true;
             }
         }

@@ -430,17 +430,39 @@ async fn partial_cri_lines_wait_for_their_final_chunk_across_polls() {
     let d = pod_dir(&root, "ns", "p", "1a1a", "app");
     let log = d.join("0.log");
     let cfg = config(&preset(&root, "force_flush_period: 1h\n"));
-    let run = start(&cfg, None, Arc::new(Collect::default()));
+    let sink = Arc::new(Collect::default());
+    // Refusals on the way make the reader go back to the open partial line more often.
+    sink.refuse.store(2, Ordering::SeqCst);
+    let run = start(&cfg, None, sink);
     append(
         &log,
-        &(cri(T0, "stdout", "F", "whole") + &cri(T0 + 1, "stdout", "P", "split ")),
+        &(cri(T0, "stdout", "F", "whole")
+            + &cri(T0 + 1, "stdout", "P", "split ")
+            + &cri(
+                T0 + 2,
+                "stderr",
+                "F",
+                "other stream, sent while stdout is open",
+            )),
     );
-    run.wait_len(1).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    append(&log, &cri(T0 + 2, "stdout", "P", "across "));
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    append(&log, &cri(T0 + 3, "stdout", "F", "polls"));
     run.wait_len(2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    append(
+        &log,
+        &(cri(T0 + 3, "stdout", "P", "across ") + &cri(T0 + 4, "stderr", "F", "more stderr")),
+    );
+    run.wait_len(3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    append(&log, &cri(T0 + 5, "stdout", "F", "polls"));
+    run.wait_len(4).await;
     let sink = run.stop().await;
-    assert_eq!(sink.bodies(), vec!["whole", "split across polls"]);
+    assert_eq!(
+        sink.bodies(),
+        vec![
+            "whole",
+            "other stream, sent while stdout is open",
+            "more stderr",
+            "split across polls"
+        ]
+    );
 }
