@@ -138,6 +138,18 @@ impl FilelogConfig {
                 "not supported by kotel (container logs use the container parser's recombination)",
             ));
         }
+        if self.include_file_record_number {
+            return Err(ConfigError::new(
+                format!("{path}.include_file_record_number"),
+                "not supported by kotel",
+            ));
+        }
+        if self.max_batches != 0 {
+            return Err(ConfigError::new(
+                format!("{path}.max_batches"),
+                "not supported by kotel: every batch of files is read each poll (leave it 0)",
+            ));
+        }
         if self.delete_after_read {
             return Err(ConfigError::new(
                 format!("{path}.delete_after_read"),

@@ -86,6 +86,14 @@ impl FilelogReceiver {
         if config.multiline.is_some() {
             return Err(config_err("multiline is not supported by kotel".into()));
         }
+        if config.include_file_record_number {
+            return Err(config_err(
+                "include_file_record_number is not supported by kotel".into(),
+            ));
+        }
+        if config.max_batches != 0 {
+            return Err(config_err("max_batches is not supported by kotel".into()));
+        }
         if config.delete_after_read {
             return Err(config_err(
                 "delete_after_read is not supported by kotel".into(),

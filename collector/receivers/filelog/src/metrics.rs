@@ -1,4 +1,6 @@
-//! The receiver's own telemetry, registered under `receiver="<id>"`.
+//! The receiver's own telemetry, registered under `receiver="<id>"`. Accepted and refused
+//! record counts (`otelcol_receiver_*_log_records`) are the collector core's, counted where it
+//! wraps the receiver's consumer.
 
 use std::sync::atomic::AtomicI64;
 
@@ -8,8 +10,6 @@ use prometheus_client::registry::Registry;
 
 pub const OPEN_FILES: &str = "otelcol_fileconsumer_open_files";
 pub const READING_FILES: &str = "otelcol_fileconsumer_reading_files";
-pub const ACCEPTED: &str = "otelcol_receiver_accepted_log_records";
-pub const REFUSED: &str = "otelcol_receiver_refused_log_records";
 pub const LINES_READ: &str = "otelcol_filelog_lines_read";
 pub const PARSE_ERRORS: &str = "otelcol_filelog_parse_errors";
 pub const DROPPED: &str = "otelcol_filelog_dropped_log_records";
@@ -20,8 +20,6 @@ pub const CHECKPOINT_RESETS: &str = "otelcol_filelog_checkpoint_resets";
 pub struct Metrics {
     pub open_files: Gauge<i64, AtomicI64>,
     pub reading_files: Gauge<i64, AtomicI64>,
-    pub accepted: Counter,
-    pub refused: Counter,
     pub lines_read: Counter,
     pub parse_errors: Counter,
     pub dropped: Counter,
@@ -43,20 +41,10 @@ impl Metrics {
             "Files read in the current poll",
             m.reading_files.clone(),
         );
-        r.register(
-            ACCEPTED,
-            "Log records accepted by the pipeline",
-            m.accepted.clone(),
-        );
-        r.register(
-            REFUSED,
-            "Log records refused by the pipeline (read again later)",
-            m.refused.clone(),
-        );
         r.register(LINES_READ, "Lines read from files", m.lines_read.clone());
         r.register(
             PARSE_ERRORS,
-            "Lines an operator could not parse (malformed)",
+            "Lines an operator could not parse (malformed), sent on or dropped per on_error",
             m.parse_errors.clone(),
         );
         r.register(

@@ -278,6 +278,8 @@ pub struct Chain {
     static_resource: Vec<KeyValue>,
     include_file_name: bool,
     include_file_path: bool,
+    include_file_name_resolved: bool,
+    include_file_path_resolved: bool,
 }
 
 fn is_ws(b: u8) -> bool {
@@ -410,6 +412,8 @@ impl Chain {
                 .collect(),
             include_file_name: c.include_file_name,
             include_file_path: c.include_file_path,
+            include_file_name_resolved: c.include_file_name_resolved,
+            include_file_path_resolved: c.include_file_path_resolved,
         })
     }
 
@@ -426,6 +430,21 @@ impl Chain {
         }
         if self.include_file_path {
             base_attrs.push(kv("log.file.path", string_value(path_str.as_ref())));
+        }
+        if self.include_file_name_resolved || self.include_file_path_resolved {
+            // Symlinks (as under /var/log/containers) resolved once, when the file is found.
+            let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            if self.include_file_name_resolved {
+                let name = resolved
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default();
+                base_attrs.push(kv("log.file.name_resolved", string_value(name)));
+            }
+            if self.include_file_path_resolved {
+                let p = resolved.to_string_lossy();
+                base_attrs.push(kv("log.file.path_resolved", string_value(p.as_ref())));
+            }
         }
         base_attrs.extend(self.static_attrs.iter().cloned());
         let mut resource = self.static_resource.clone();

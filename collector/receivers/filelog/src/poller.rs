@@ -629,15 +629,12 @@ impl Poller {
                 }
             };
             match res {
-                Ok(()) => {
-                    self.metrics.accepted.inc_by(records);
-                }
+                Ok(()) => {}
                 Err(ConsumeError::Permanent(reason)) => {
                     self.metrics.dropped.inc_by(records);
                     tracing::warn!(receiver = %self.id, %reason, records, "pipeline rejected records permanently; dropped");
                 }
                 Err(ConsumeError::Refused { reason, .. }) => {
-                    self.metrics.refused.inc_by(records);
                     tracing::debug!(receiver = %self.id, %reason, "pipeline refused; pausing");
                     return Err(Stop::Refused);
                 }
