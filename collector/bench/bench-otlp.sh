@@ -101,15 +101,24 @@ phase() {
   echo "  loadgen: $out"
 }
 
+# Samples what the collector holds (encoded bytes in batch buffers and exporter queues).
+( while sleep 0.5; do
+    curl -s "http://127.0.0.1:$METRICS/metrics" | awk '$1 == "kotelcol_held_bytes" {print $2}'
+  done > "$WORK/held" ) &
+HPID=$!
+
 echo "kotelcol OTLP gRPC -> batch -> OTLP gRPC; $CONCURRENCY concurrent exports of $ITEMS items; $(nproc) CPUs on this machine (shared)"
 phase traces spans
 phase logs log_records
 PEAK_KIB=$(status_kib VmHWM)
+kill "$HPID" 2>/dev/null || true
+MAX_HELD=$(sort -n "$WORK/held" | tail -n 1)
 sleep 1
 AFTER_KIB=$(status_kib VmRSS)
 kill -TERM "$KPID"; wait "$KPID" || true; KPID=
 kill -TERM "$SPID"; wait "$SPID" || true; SPID=
 echo "RSS: idle $(awk -v k="$IDLE_KIB" 'BEGIN{printf "%.1f", k/1024}') MiB, peak $(awk -v k="$PEAK_KIB" 'BEGIN{printf "%.1f", k/1024}') MiB, after load $(awk -v k="$AFTER_KIB" 'BEGIN{printf "%.1f", k/1024}') MiB"
+echo "held telemetry (batch buffers + exporter queues, encoded): max $(awk -v b="${MAX_HELD:-0}" 'BEGIN{printf "%.1f", b/1048576}') MiB"
 echo "$(cat "$WORK/sink.out") (delivered to the sink)"
 if grep -qiE 'error|panic' "$WORK/kotelcol.err"; then
   echo "kotelcol logged errors:"; head -20 "$WORK/kotelcol.err"

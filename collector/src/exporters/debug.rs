@@ -4,9 +4,9 @@
 //! every field of every item. Sampling settings are accepted; every request is logged.
 
 use kotel_config::exporters::debug::{DebugExporterConfig, Verbosity};
-use kotel_pipeline::{Envelope, Payload};
+use kotel_pipeline::Payload;
 
-use super::{SendError, Sender};
+use super::{Outgoing, SendError, Sender};
 
 pub struct DebugSender {
     verbosity: Verbosity,
@@ -22,8 +22,11 @@ impl DebugSender {
 
 #[async_trait::async_trait]
 impl Sender for DebugSender {
-    async fn send(&self, data: &Envelope) -> Result<(), SendError> {
-        let p = &data.payload;
+    async fn send(&self, request: &Outgoing) -> Result<(), SendError> {
+        let decoded = request
+            .decode()
+            .map_err(|e| SendError::Permanent(format!("cannot decode request: {e}")))?;
+        let p = &decoded;
         let signal = p.signal().as_str();
         let resources = match p {
             Payload::Traces(r) => r.resource_spans.len(),

@@ -21,8 +21,9 @@ pub mod retry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use kotel_config::exporters::{QueueConfig, RetryConfig};
-use kotel_pipeline::{ConsumeError, Consumer, Envelope, Refusal, Shutdown};
+use kotel_pipeline::{ConsumeError, Consumer, Envelope, Payload, Refusal, Shutdown, Signal};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
 use crate::ledger::Ledger;
@@ -57,10 +58,40 @@ pub enum BuildError {
     Invalid { id: String, message: String },
 }
 
+/// An export request, encoded once as OTLP protobuf when it enters the exporter: the queue
+/// holds these bytes (a third or less of the decoded message's memory) and retries resend them.
+#[derive(Clone)]
+pub struct Outgoing {
+    pub signal: Signal,
+    pub items: u64,
+    pub body: Bytes,
+}
+
+impl Outgoing {
+    pub fn encode(payload: &Payload) -> Self {
+        Self {
+            signal: payload.signal(),
+            items: payload.item_count() as u64,
+            body: otlp_grpc::encode(payload),
+        }
+    }
+
+    /// The message again, for senders that need it (debug output, JSON bodies).
+    pub fn decode(&self) -> Result<Payload, prost::DecodeError> {
+        use prost::Message;
+        let b = self.body.as_ref();
+        Ok(match self.signal {
+            Signal::Traces => Payload::Traces(Message::decode(b)?),
+            Signal::Metrics => Payload::Metrics(Message::decode(b)?),
+            Signal::Logs => Payload::Logs(Message::decode(b)?),
+        })
+    }
+}
+
 /// One protocol's way of sending a request once.
 #[async_trait::async_trait]
 pub trait Sender: Send + Sync + 'static {
-    async fn send(&self, data: &Envelope) -> Result<(), SendError>;
+    async fn send(&self, request: &Outgoing) -> Result<(), SendError>;
 }
 
 /// Per-attempt timeout and retry settings.
@@ -80,8 +111,7 @@ pub struct ExporterStages {
 }
 
 struct Job {
-    data: Envelope,
-    bytes: usize,
+    request: Outgoing,
     cost: u32,
 }
 
@@ -200,8 +230,8 @@ impl QueuedExporter {
             let Some(job) = job else { break };
             room.add_permits(job.cost as usize);
             self.update_queue_gauge();
-            let _ = self.send_with_retry(&job.data).await;
-            self.ledger.sub(job.bytes);
+            let _ = self.send_with_retry(&job.request).await;
+            self.ledger.sub(job.request.body.len());
         }
     }
 
@@ -213,13 +243,14 @@ impl QueuedExporter {
     }
 
     /// Sends with retries; the error says why the data was finally dropped.
-    async fn send_with_retry(&self, data: &Envelope) -> Result<(), SendError> {
-        let signal = data.payload.signal();
-        let items = data.payload.item_count() as u64;
+    async fn send_with_retry(&self, request: &Outgoing) -> Result<(), SendError> {
+        let signal = request.signal;
+        let items = request.items;
         let start = Instant::now();
         let mut backoff = retry::Backoff::new(&self.policy.retry);
         loop {
-            let attempt = tokio::time::timeout(self.policy.timeout, self.sender.send(data)).await;
+            let attempt =
+                tokio::time::timeout(self.policy.timeout, self.sender.send(request)).await;
             let err = match attempt {
                 Ok(Ok(())) => {
                     self.counters.sent[idx(signal)].inc_by(items);
@@ -288,7 +319,7 @@ impl Consumer for QueuedExporter {
             });
         }
         let Some(q) = &self.queue else {
-            return match self.send_with_retry(&data).await {
+            return match self.send_with_retry(&Outgoing::encode(&data.payload)).await {
                 Ok(()) => Ok(()),
                 Err(SendError::Permanent(m)) => Err(Refusal {
                     error: ConsumeError::Permanent(m),
@@ -328,12 +359,13 @@ impl Consumer for QueuedExporter {
             return Err(self.refuse(data, error));
         };
         permit.forget();
-        let bytes = data.payload.encoded_len();
+        let request = Outgoing::encode(&data.payload);
+        let bytes = request.body.len();
         self.ledger.add(bytes);
-        if let Err(mpsc::error::SendError(job)) = q.tx.send(Job { data, bytes, cost }) {
+        if q.tx.send(Job { request, cost }).is_err() {
             q.room.add_permits(cost as usize);
             self.ledger.sub(bytes);
-            return Err(self.refuse(job.data, ConsumeError::ShuttingDown));
+            return Err(self.refuse(data, ConsumeError::ShuttingDown));
         }
         self.update_queue_gauge();
         Ok(())

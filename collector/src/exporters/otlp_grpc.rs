@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes};
 use kotel_config::exporters::otlp::OtlpExporterConfig;
-use kotel_pipeline::{Envelope, Payload};
+use kotel_pipeline::{Payload, Signal};
 use prost::Message;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use super::{SendError, Sender};
+use super::{Outgoing, SendError, Sender};
 use crate::rpc_status::Status;
 
 #[derive(Debug, thiserror::Error)]
@@ -134,10 +134,15 @@ impl OtlpGrpcSender {
 
 /// The gRPC method path of a payload's Export call.
 pub fn path(payload: &Payload) -> &'static str {
-    match payload {
-        Payload::Traces(_) => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-        Payload::Metrics(_) => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-        Payload::Logs(_) => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    signal_path(payload.signal())
+}
+
+/// The gRPC method path of a signal's Export call.
+pub fn signal_path(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
     }
 }
 
@@ -154,7 +159,7 @@ pub fn encode(payload: &Payload) -> Bytes {
 
 #[async_trait::async_trait]
 impl Sender for OtlpGrpcSender {
-    async fn send(&self, data: &Envelope) -> Result<(), SendError> {
+    async fn send(&self, request: &Outgoing) -> Result<(), SendError> {
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
         if let Some(c) = self.compression {
             grpc = grpc.send_compressed(c);
@@ -162,12 +167,12 @@ impl Sender for OtlpGrpcSender {
         grpc.ready()
             .await
             .map_err(|e| SendError::retryable(format!("connection not ready: {e}")))?;
-        let mut request = tonic::Request::new(encode(&data.payload));
+        let path = http::uri::PathAndQuery::from_static(signal_path(request.signal));
+        let mut call = tonic::Request::new(request.body.clone());
         for (k, v) in &self.headers {
-            request.metadata_mut().insert(k.clone(), v.clone());
+            call.metadata_mut().insert(k.clone(), v.clone());
         }
-        let path = http::uri::PathAndQuery::from_static(path(&data.payload));
-        match grpc.unary(request, path, RawCodec).await {
+        match grpc.unary(call, path, RawCodec).await {
             Ok(response) => {
                 if let Some(p) = response.into_inner().partial_success
                     && (p.rejected > 0 || !p.error_message.is_empty())

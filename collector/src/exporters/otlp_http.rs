@@ -4,10 +4,9 @@ use std::time::{Duration, SystemTime};
 
 use kotel_config::Signal as ConfigSignal;
 use kotel_config::exporters::otlphttp::OtlpHttpExporterConfig;
-use kotel_pipeline::{Envelope, Payload, Signal};
+use kotel_pipeline::{Payload, Signal};
 
-use super::otlp_grpc::encode;
-use super::{SendError, Sender};
+use super::{Outgoing, SendError, Sender};
 
 /// Response bodies read for error messages are cut here, as upstream.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -97,10 +96,13 @@ impl OtlpHttpSender {
     }
 }
 
-fn body(payload: &Payload, json: bool) -> Result<Vec<u8>, SendError> {
+fn body(request: &Outgoing, json: bool) -> Result<Vec<u8>, SendError> {
     if !json {
-        return Ok(encode(payload).to_vec());
+        return Ok(request.body.to_vec());
     }
+    let payload = &request
+        .decode()
+        .map_err(|e| SendError::Permanent(format!("cannot decode queued request: {e}")))?;
     let r = match payload {
         Payload::Traces(r) => serde_json::to_vec(r),
         Payload::Metrics(r) => serde_json::to_vec(r),
@@ -124,8 +126,8 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 
 #[async_trait::async_trait]
 impl Sender for OtlpHttpSender {
-    async fn send(&self, data: &Envelope) -> Result<(), SendError> {
-        let signal = data.payload.signal();
+    async fn send(&self, request: &Outgoing) -> Result<(), SendError> {
+        let signal = request.signal;
         let i = match signal {
             Signal::Traces => 0,
             Signal::Metrics => 1,
@@ -137,7 +139,7 @@ impl Sender for OtlpHttpSender {
                 signal.as_str()
             )));
         };
-        let raw = body(&data.payload, self.json)?;
+        let raw = body(request, self.json)?;
         let mut req = self.client.post(url).headers(self.headers.clone()).header(
             http::header::CONTENT_TYPE,
             if self.json {
