@@ -18,6 +18,7 @@ use tracing::{debug, info};
 
 use crate::build::Children;
 use crate::names::{LABEL_MANAGED_BY, MANAGER, Names};
+use crate::quantity;
 use crate::validate::Validated;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,30 +43,56 @@ pub struct Applied {
 }
 
 /// Whether every field of `desired` is already present, with the same value, in `observed`.
-/// Fields the API server adds (defaults, status, managedFields) do not matter; empty lists and
-/// maps in `desired` match missing ones, as the API server drops them.
+/// Fields the API server adds (defaults, status, managedFields) do not matter, and a desired
+/// field may be missing when the API server would not store it (see [`may_be_absent`]).
+/// Quantities must be canonical on both sides first ([`comparable`]).
 pub fn is_subset(desired: &Value, observed: &Value) -> bool {
     match (desired, observed) {
         (Value::Object(d), Value::Object(o)) => d.iter().all(|(k, dv)| match o.get(k) {
-            Some(ov) => is_subset(dv, ov),
-            None => is_empty(dv),
+            Some(ov) if !ov.is_null() => is_subset(dv, ov),
+            _ => may_be_absent(k, dv),
         }),
-        (Value::Object(d), Value::Null) => d.values().all(is_empty),
         (Value::Array(d), Value::Array(o)) => {
             d.len() == o.len() && d.iter().zip(o).all(|(dv, ov)| is_subset(dv, ov))
         }
-        (Value::Array(d), Value::Null) => d.is_empty(),
         (d, o) => d == o,
     }
 }
 
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.values().all(is_empty),
-        _ => false,
-    }
+/// Pointer fields whose zero value the API server keeps and whose absence means something else
+/// (escalation allowed, the image's user, tolerate forever, token mounted, the default grace
+/// period): a desired zero missing from the cluster is a real difference, someone removed it.
+const MEANINGFUL_ZEROS: &[&str] = &[
+    "allowPrivilegeEscalation",
+    "runAsUser",
+    "runAsGroup",
+    "fsGroup",
+    "tolerationSeconds",
+    "automountServiceAccountToken",
+    "hostUsers",
+    "terminationGracePeriodSeconds",
+];
+
+/// Whether the API server may store the desired field `key: v` as absent: empty lists and maps,
+/// and the zero values (`false`, `0`, `""`) it drops from non-pointer fields (`readOnly: false`,
+/// `value: ""`, `hostNetwork: false`), except the [`MEANINGFUL_ZEROS`].
+fn may_be_absent(key: &str, v: &Value) -> bool {
+    let zero = match v {
+        Value::Null => return true,
+        Value::Array(a) => return a.is_empty(),
+        Value::Object(o) => return o.iter().all(|(k, v)| may_be_absent(k, v)),
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+    };
+    zero && !MEANINGFUL_ZEROS.contains(&key)
+}
+
+/// An object as the comparison sees it: serialized, with its quantities canonical.
+fn comparable<K: Serialize>(obj: &K) -> Value {
+    let mut v = serde_json::to_value(obj).expect("k8s objects serialize");
+    quantity::canonicalize_in(&mut v);
+    v
 }
 
 /// Reads one object and applies `desired` only when it differs. Returns the object as the
@@ -87,13 +114,11 @@ where
         source,
     };
     let observed = api.get_opt(&name).await.map_err(|e| err("get", e))?;
-    if let Some(observed) = observed {
-        let d = serde_json::to_value(desired).expect("k8s objects serialize");
-        let o = serde_json::to_value(&observed).expect("k8s objects serialize");
-        if is_subset(&d, &o) {
-            debug!(kind = kind_of::<K>(), %name, "up to date");
-            return Ok((observed, false));
-        }
+    if let Some(observed) = observed
+        && is_subset(&comparable(desired), &comparable(&observed))
+    {
+        debug!(kind = kind_of::<K>(), %name, "up to date");
+        return Ok((observed, false));
     }
     let params = PatchParams::apply(MANAGER).force();
     let applied = api
@@ -306,5 +331,52 @@ mod tests {
             &json!({"spec": {"env": [], "x": {}}}),
             &json!({"spec": {}})
         ));
+    }
+
+    #[test]
+    fn zero_values_the_server_drops_match_missing() {
+        let desired = json!({"spec": {"hostNetwork": false, "containers": [{
+            "env": [{"name": "E", "value": ""}],
+            "ports": [{"containerPort": 80, "hostPort": 0}],
+            "volumeMounts": [{"name": "v", "mountPath": "/v", "readOnly": false}]
+        }]}});
+        let observed = json!({"spec": {"containers": [{
+            "env": [{"name": "E"}],
+            "ports": [{"containerPort": 80, "protocol": "TCP"}],
+            "volumeMounts": [{"name": "v", "mountPath": "/v"}]
+        }]}});
+        assert!(is_subset(&desired, &observed));
+        let observed = json!({"spec": {"containers": [{
+            "env": [{"name": "E", "value": "x"}],
+            "ports": [{"containerPort": 80}],
+            "volumeMounts": [{"name": "v", "mountPath": "/v"}]
+        }]}});
+        assert!(!is_subset(&desired, &observed), "a non-zero value differs");
+    }
+
+    #[test]
+    fn meaningful_zeros_must_be_present() {
+        let desired =
+            json!({"securityContext": {"allowPrivilegeEscalation": false, "runAsUser": 0}});
+        assert!(is_subset(&desired, &desired.clone()));
+        assert!(!is_subset(
+            &desired,
+            &json!({"securityContext": {"runAsUser": 0}})
+        ));
+        assert!(!is_subset(
+            &desired,
+            &json!({"securityContext": {"allowPrivilegeEscalation": false}})
+        ));
+    }
+
+    #[test]
+    fn quantities_compare_by_value() {
+        let desired =
+            comparable(&json!({"resources": {"limits": {"cpu": "0.5", "memory": "1024Mi"}}}));
+        let stored =
+            comparable(&json!({"resources": {"limits": {"cpu": "500m", "memory": "1Gi"}}}));
+        assert!(is_subset(&desired, &stored));
+        let changed = comparable(&json!({"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}));
+        assert!(!is_subset(&desired, &changed));
     }
 }

@@ -2,8 +2,8 @@
 //! kotelcol DaemonSets with their ConfigMaps, RBAC and Services.
 //!
 //! Pure domain (no client): [`crd`], [`names`], [`validate`], [`facts`], [`rbac`], [`build`],
-//! [`status`]. Adapters that talk to the API server: [`apply`], [`controller`], [`lease`].
-//! Process plumbing: [`http`], [`metrics`], [`run`].
+//! [`status`], [`quantity`]. Adapters that talk to the API server: [`apply`], [`controller`],
+//! [`lease`]. Process plumbing: [`http`], [`metrics`], [`run`].
 
 pub mod apply;
 pub mod build;
@@ -14,6 +14,7 @@ pub mod http;
 pub mod lease;
 pub mod metrics;
 pub mod names;
+pub mod quantity;
 pub mod rbac;
 pub mod run;
 pub mod status;

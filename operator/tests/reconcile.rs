@@ -448,3 +448,66 @@ async fn api_failure_is_transient_and_backs_off() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn values_the_api_server_normalises_need_no_write() {
+    let fake = Arc::new(Fake::default());
+    let ctx = context(&fake);
+    let mut cr: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples/otlp.yaml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let spec = &mut cr["spec"];
+    spec["resources"] = json!({"limits": {"cpu": "0.5", "memory": "1024Mi"},
+                               "requests": {"cpu": "100.0m", "memory": "0.5Gi"}});
+    spec["hostNetwork"] = json!(false);
+    spec["env"] = json!([{"name": "EMPTY", "value": ""}]);
+    spec["volumes"] =
+        json!([{"name": "scratch", "emptyDir": {"medium": "", "sizeLimit": "0.5Gi"}}]);
+    spec["volumeMounts"] = json!([{"name": "scratch", "mountPath": "/scratch", "readOnly": false}]);
+    spec["tolerations"] = json!([{"operator": "Exists", "effect": ""}]);
+    let path = seed_value(&fake, &mut cr);
+    let ds_path = format!("{DS}/otlp-collector");
+    reconcile_stored(&fake, &ctx, &path).await;
+    roll_out(&fake, &ds_path, 3);
+    reconcile_stored(&fake, &ctx, &path).await;
+    fake.take_calls();
+
+    // What a v1.33 API server stores for that apply: quantities canonical, the zero values of
+    // non-pointer fields dropped, defaults added.
+    let mut ds = fake.get(&ds_path).unwrap();
+    let pod = &mut ds["spec"]["template"]["spec"];
+    pod.as_object_mut().unwrap().remove("hostNetwork");
+    pod["dnsPolicy"] = json!("ClusterFirst");
+    pod["tolerations"] = json!([{"operator": "Exists"}]);
+    pod["volumes"][1]["emptyDir"] = json!({"sizeLimit": "512Mi"});
+    let c = &mut pod["containers"][0];
+    c["resources"] = json!({"limits": {"cpu": "500m", "memory": "1Gi"},
+                            "requests": {"cpu": "100m", "memory": "512Mi"}});
+    c["terminationMessagePath"] = json!("/dev/termination-log");
+    let empty = c["env"].as_array_mut().unwrap().last_mut().unwrap();
+    assert_eq!(empty["name"], "EMPTY");
+    empty.as_object_mut().unwrap().remove("value");
+    let scratch = c["volumeMounts"]
+        .as_array_mut()
+        .unwrap()
+        .last_mut()
+        .unwrap();
+    assert_eq!(scratch["readOnly"], false);
+    scratch.as_object_mut().unwrap().remove("readOnly");
+    fake.put(&ds_path, ds);
+
+    reconcile_stored(&fake, &ctx, &path).await;
+    assert_eq!(writes(&fake.take_calls()), Vec::<String>::new());
+
+    // A different amount is still a difference.
+    let mut cr = fake.get(&path).unwrap();
+    cr["spec"]["resources"]["limits"]["cpu"] = json!("501m");
+    fake.put(&path, cr);
+    reconcile_stored(&fake, &ctx, &path).await;
+    let w = writes(&fake.take_calls());
+    assert!(w.contains(&format!("PATCH {ds_path}")), "{w:?}");
+}
