@@ -229,8 +229,8 @@ filelog_section() {
     read -r _ kc kw kp ka kg <<<"$k"
     read -r _ gc gw gp ga gg <<<"$g"
     local krate grate
-    krate=$(awk -v n="$kg" -v c="$kc" 'BEGIN { printf "%.0f", c > 0 ? n / c : 0 }')
-    grate=$(awk -v n="$gg" -v c="$gc" 'BEGIN { printf "%.0f", c > 0 ? n / c : 0 }')
+    krate=$(awk -v n="$kg" -v c="$kc" 'BEGIN { printf "%.0f", (c > 0 ? n / c : 0) }')
+    grate=$(awk -v n="$gg" -v c="$gc" 'BEGIN { printf "%.0f", (c > 0 ? n / c : 0) }')
     row "" "kotelcol" "Go otelcol" "kotel/Go"
     row "records delivered (of $lines)" "$kg" "$gg" ""
     row "log records per CPU-second" "$krate" "$grate" "$(ratio "$krate" "$grate")"
