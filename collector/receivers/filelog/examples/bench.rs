@@ -81,7 +81,11 @@ fn generate(root: &std::path::Path, files: usize, lines: usize, size: usize) {
     }
 }
 
-async fn run_until(cfg: &FilelogConfig, want: u64) -> (Duration, Duration) {
+async fn run_until(
+    cfg: &FilelogConfig,
+    want: u64,
+    idle: Duration,
+) -> (Duration, Duration, Duration) {
     let count = Arc::new(Count::default());
     let mut registry = prometheus_client::registry::Registry::default();
     let r = FilelogReceiver::build(
@@ -105,10 +109,14 @@ async fn run_until(cfg: &FilelogConfig, want: u64) -> (Duration, Duration) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (wall, cpu) = (t0.elapsed(), cpu_time() - cpu0);
+    // Then idle: every poll still looks at every file.
+    let idle_cpu0 = cpu_time();
+    tokio::time::sleep(idle).await;
+    let idle_cpu = cpu_time() - idle_cpu0;
     shutdown.cancel();
     task.await.unwrap().unwrap();
     assert_eq!(count.0.load(Ordering::Relaxed), want, "exact record count");
-    (wall, cpu)
+    (wall, cpu, idle_cpu)
 }
 
 fn main() {
@@ -126,7 +134,7 @@ fn main() {
             let files = 4;
             generate(&root, files, lines, size);
             let total = (lines / files * files) as u64;
-            let (wall, cpu) = rt.block_on(run_until(&config(&root), total));
+            let (wall, cpu, _) = rt.block_on(run_until(&config(&root), total, Duration::ZERO));
             println!(
                 "filelog+container {size:>4}-byte lines: {total} records, {:.0} records/CPU-s, {:.0} records/wall-s, {:.1} MB/CPU-s (cpu {:.2}s, wall {:.2}s)",
                 total as f64 / cpu.as_secs_f64().max(0.01),
@@ -142,12 +150,14 @@ fn main() {
             let mut cfg = config(&root);
             cfg.max_concurrent_files = files.max(1024);
             let before = status_kib("VmRSS:");
-            let (wall, _) = rt.block_on(run_until(&cfg, (files * 20) as u64));
+            let idle = Duration::from_secs(5);
+            let (wall, _, idle_cpu) = rt.block_on(run_until(&cfg, (files * 20) as u64, idle));
             println!(
-                "filelog {files} files open: peak RSS {:.1} MiB (process at start {:.1} MiB), all read in {:.2}s",
+                "filelog {files} files open: peak RSS {:.1} MiB (process at start {:.1} MiB), all read in {:.2}s, idle CPU {:.1}% of a core (poll every 200ms)",
                 status_kib("VmHWM:") as f64 / 1024.0,
                 before as f64 / 1024.0,
-                wall.as_secs_f64()
+                wall.as_secs_f64(),
+                idle_cpu.as_secs_f64() / idle.as_secs_f64() * 100.0
             );
         }
         _ => {

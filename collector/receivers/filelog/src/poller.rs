@@ -315,9 +315,16 @@ impl Poller {
         let result = async {
             for chunk in found.chunks(self.s.max_concurrent_files) {
                 let mut to_read = Vec::with_capacity(chunk.len());
+                let mut resolved = Vec::with_capacity(chunk.len());
                 for f in chunk {
                     if let Some(i) = self.resolve(f, &mut matched, &mut index) {
-                        to_read.push(i);
+                        resolved.push(i);
+                        let t = &self.tracked[i];
+                        // Unchanged and nothing pending: no read needed.
+                        let idle = t.eof == f.size && t.offset == f.size && t.file.is_some();
+                        if !idle {
+                            to_read.push(i);
+                        }
                     }
                 }
                 self.metrics.reading_files.set(to_read.len() as i64);
@@ -329,7 +336,7 @@ impl Poller {
                 }
                 if batching {
                     // Bound open files: keep offsets, let the handles go.
-                    for &i in &to_read {
+                    for &i in &resolved {
                         self.tracked[i].file = None;
                     }
                 }
@@ -401,6 +408,8 @@ impl Poller {
                 && t.dev_ino == (f.dev, f.ino)
                 && let Some(file) = &t.file
             {
+                // Read the fingerprint even when the size is unchanged: a copy-truncated file
+                // rewritten to the same size between two polls differs only there.
                 match Fingerprint::read(file, n) {
                     Ok(fp) if fp.continues(&t.fp) && f.size >= t.offset => {
                         t.fp = fp;
@@ -434,7 +443,7 @@ impl Poller {
             .get(&f.path)
             .copied()
             .filter(|&i| fp.continues(&self.tracked[i].fp))
-            .or_else(|| index.by_fp.get(&fp).copied())
+            .or_else(|| index.fps(&self.tracked).exact.get(&fp).copied())
             .or_else(|| {
                 (0..self.tracked.len()).find(|&i| {
                     let t = &self.tracked[i];
@@ -465,7 +474,7 @@ impl Poller {
             matched[i] = true;
             return Some(i);
         }
-        if index.is_prefix_of_known(&fp) {
+        if index.fps(&self.tracked).is_prefix_of_known(&fp) {
             return None; // a copy of a known file, still being written
         }
         let offset = if self.poll == 1 && self.s.start_at_end {
@@ -489,8 +498,7 @@ impl Poller {
         self.dirty = true;
         let i = self.tracked.len() - 1;
         matched.push(true);
-        index.by_path.insert(f.path.clone(), i);
-        index.by_fp.insert(fp, i);
+        index.insert(f.path.clone(), fp, i);
         Some(i)
     }
 
@@ -662,27 +670,48 @@ impl Poller {
 /// Lookups over the known files for one poll.
 struct Index {
     by_path: HashMap<PathBuf, usize>,
-    by_fp: HashMap<Fingerprint, usize>,
+    /// Built on first need: most polls find every file at its known path.
+    fps: Option<FpIndex>,
+}
+
+struct FpIndex {
+    exact: HashMap<Fingerprint, usize>,
     /// Sorted fingerprints, to tell a partial copy of a known file (a prefix of it).
     sorted: BTreeMap<Fingerprint, usize>,
 }
 
 impl Index {
     fn build(tracked: &[Tracked]) -> Self {
-        let mut by_path = HashMap::with_capacity(tracked.len());
-        let mut by_fp = HashMap::with_capacity(tracked.len());
-        for (i, t) in tracked.iter().enumerate() {
-            by_path.insert(t.path.clone(), i);
-            by_fp.insert(t.fp.clone(), i);
-        }
-        let sorted = by_fp.iter().map(|(f, i)| (f.clone(), *i)).collect();
-        Self {
-            by_path,
-            by_fp,
-            sorted,
-        }
+        let by_path = tracked
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.path.clone(), i))
+            .collect();
+        Self { by_path, fps: None }
     }
 
+    fn fps(&mut self, tracked: &[Tracked]) -> &mut FpIndex {
+        self.fps.get_or_insert_with(|| {
+            let exact: HashMap<_, _> = tracked
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.fp.clone(), i))
+                .collect();
+            let sorted = exact.iter().map(|(f, i)| (f.clone(), *i)).collect();
+            FpIndex { exact, sorted }
+        })
+    }
+
+    fn insert(&mut self, path: PathBuf, fp: Fingerprint, i: usize) {
+        self.by_path.insert(path, i);
+        if let Some(f) = &mut self.fps {
+            f.exact.insert(fp.clone(), i);
+            f.sorted.insert(fp, i);
+        }
+    }
+}
+
+impl FpIndex {
     fn is_prefix_of_known(&self, fp: &Fingerprint) -> bool {
         self.sorted
             .range(fp.clone()..)
