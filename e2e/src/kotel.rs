@@ -666,8 +666,11 @@ pub async fn wait_ready(
             if ok {
                 Ok(Some(o))
             } else {
+                let why = o.condition("Ready").map_or(String::new(), |c| {
+                    format!(" ({}: {})", c["reason"].as_str().unwrap_or(""), c["message"].as_str().unwrap_or(""))
+                });
                 Err(anyhow!(
-                    "not yet: Ready={:?} statusReplicas={:?} observedCurrentGeneration={} pods={} running={} distinct nodes={} configs={:?}",
+                    "not yet: Ready={:?}{why} statusReplicas={:?} observedCurrentGeneration={} pods={} running={} distinct nodes={} configs={:?}",
                     o.ready(),
                     o.status_replicas(),
                     o.observed_current_generation(),
