@@ -495,3 +495,66 @@ async fn symlinked_files_report_their_resolved_path() {
             .to_string()
     );
 }
+
+/// The Helm chart's logsCollection preset, as the chart renders it into a whole collector
+/// config (renamed `file_log`, storage on), parsed by kotel-config and run with checkpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_helm_logs_collection_preset_runs_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pods");
+    let yaml = format!(
+        r#"
+exporters:
+  debug: {{}}
+extensions:
+  file_storage:
+    directory: {state}
+receivers:
+  file_log:
+    include: [ {root}/*/*/*.log ]
+    exclude: [ {root}/default_example-opentelemetry-collector*_*/opentelemetry-collector/*.log ]
+    start_at: end
+    retry_on_failure:
+      enabled: true
+    storage: file_storage
+    include_file_path: true
+    include_file_name: false
+    operators:
+      - type: container
+        id: container-parser
+        max_log_size: 102400
+service:
+  extensions: [file_storage]
+  pipelines:
+    logs:
+      receivers: [file_log]
+      exporters: [debug]
+"#,
+        root = root.display(),
+        state = tmp.path().join("state").display()
+    );
+    let cfg = kotel_config::Config::from_yaml(&yaml).unwrap();
+    let (id, rc) = cfg.active_receivers().next().unwrap();
+    let kotel_config::ReceiverConfig::Filelog(fc) = rc else {
+        panic!("a filelog receiver")
+    };
+    assert_eq!(id.ty, "file_log");
+    let d = pod_dir(&root, "shop", "web-1", "0a1b", "nginx");
+    append(
+        &d.join("0.log"),
+        &cri(T0, "stdout", "F", "before start: skipped (start_at end)"),
+    );
+    let state = tmp.path().join("state/receiver_file_log");
+    let run = start(fc, Some(state.clone()), Arc::new(Collect::default()));
+    wait_for("the first checkpoint", || {
+        state.join("filelog-checkpoints.json").exists()
+    })
+    .await;
+    append(&d.join("0.log"), &cri(T0 + 1, "stdout", "F", "after start"));
+    run.wait_len(1).await;
+    let sink = run.stop().await;
+    let r = &sink.records()[0];
+    assert_eq!(sink.len(), 1);
+    assert_eq!(r.body, "after start");
+    assert_eq!(r.resource["k8s.pod.uid"], "0a1b");
+}
