@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # OTLP pass-through benchmark: loadgen (many concurrent gRPC exports of realistic spans, then of
-# log records) → kotelcol (OTLP gRPC in → batch → OTLP gRPC out, no compression) → loadgen sink.
+# log records) → kotelcol (OTLP gRPC in → memory_limiter → batch → OTLP gRPC out, no compression)
+# → loadgen sink.
 # Prints, per phase, items per CPU-second of the kotelcol process (utime+stime from
 # /proc/<pid>/stat), request bytes per second, and kotelcol's idle and peak RSS.
 # Expects release builds of kotelcol and the loadgen example (collector/bench/run.sh makes them).
@@ -35,6 +36,12 @@ receivers:
         endpoint: 127.0.0.1:$IN
         max_recv_msg_size_mib: 16
 processors:
+  # As a DaemonSet config would: refuse intake once 96 MiB (limit - spike) of telemetry is held,
+  # so a sink slower than the load generator bounds memory instead of filling the queue.
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: 128
+    spike_limit_mib: 32
   batch:
     send_batch_size: 8192
     timeout: 200ms
@@ -58,11 +65,11 @@ service:
   pipelines:
     traces:
       receivers: [otlp]
-      processors: [batch]
+      processors: [memory_limiter, batch]
       exporters: [otlp]
     logs:
       receivers: [otlp]
-      processors: [batch]
+      processors: [memory_limiter, batch]
       exporters: [otlp]
 YAML
 
@@ -107,7 +114,7 @@ phase() {
   done > "$WORK/held" ) &
 HPID=$!
 
-echo "kotelcol OTLP gRPC -> batch -> OTLP gRPC; $CONCURRENCY concurrent exports of $ITEMS items; $(nproc) CPUs on this machine (shared)"
+echo "kotelcol OTLP gRPC -> memory_limiter -> batch -> OTLP gRPC; $CONCURRENCY concurrent exports of $ITEMS items; $(nproc) CPUs on this machine (shared)"
 phase traces spans
 phase logs log_records
 PEAK_KIB=$(status_kib VmHWM)

@@ -214,9 +214,15 @@ async fn send(endpoint: String, signal: String, seconds: u64, concurrency: usize
                         )
                         .await;
                     match r {
-                        Ok(_) => sent.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => refused.fetch_add(1, Ordering::Relaxed),
-                    };
+                        Ok(_) => {
+                            sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            // As OTLP clients do: back off before retrying a refusal.
+                            refused.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
                 }
             })
         })

@@ -5,11 +5,6 @@ use clap::Parser;
 use kotelcol::cli::{self, Cli, Command, LoadError};
 use kotelcol::service::{DEFAULT_SHUTDOWN_DEADLINE, Service};
 
-// Telemetry is many short-lived allocations across threads; mimalloc handles that with less CPU
-// than glibc's malloc and hands freed memory back to the system, so RSS falls after a burst.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
