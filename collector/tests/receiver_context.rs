@@ -108,7 +108,8 @@ async fn tls_cors_metadata_and_peer() {
         .await
         .unwrap();
     let mut req = tonic::Request::new(logs());
-    req.metadata_mut().insert("x-tenant", "green".parse().unwrap());
+    req.metadata_mut()
+        .insert("x-tenant", "green".parse().unwrap());
     grpc.export(req).await.unwrap();
 
     let got = sink.take().await;

@@ -273,9 +273,10 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let allowed = state.compression.as_ref().is_none_or(|list| {
-        content_encoding.is_empty() || list.contains(&content_encoding)
-    });
+    let allowed = state
+        .compression
+        .as_ref()
+        .is_none_or(|list| content_encoding.is_empty() || list.contains(&content_encoding));
     let codec = match content_encoding.as_str() {
         "" | "identity" => Codec::Identity,
         "gzip" | "x-gzip" => Codec::Gzip,
