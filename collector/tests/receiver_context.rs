@@ -41,8 +41,10 @@ async fn tls_cors_metadata_and_peer() {
     });
     let cfg: OtlpReceiverConfig = serde_json::from_value(yaml).unwrap();
     let sink = CaptureSink::new();
-    let mut consumers = SignalConsumers::default();
-    consumers.logs = Some(sink.clone() as Arc<dyn kotel_pipeline::Consumer>);
+    let consumers = SignalConsumers {
+        logs: Some(sink.clone() as Arc<dyn kotel_pipeline::Consumer>),
+        ..Default::default()
+    };
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = SelfMetrics::register(&mut registry);
     let id: ComponentId = "otlp".parse().unwrap();
