@@ -4,7 +4,7 @@
 //! The config is checked with kotel-config, the same code the collector parses with, so the
 //! operator never rolls out a config the collector would reject.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
@@ -43,6 +43,9 @@ impl Default for OperatorDefaults {
 pub struct Validated {
     pub names: Names,
     pub uid: String,
+    /// The resource's own labels, propagated to every child under the operator's labels (as the
+    /// upstream operator does), so label-based tooling finds the children too.
+    pub labels: BTreeMap<String, String>,
     pub spec: OpenTelemetryCollectorSpec,
     pub image: String,
     pub version: String,
@@ -171,6 +174,7 @@ pub fn validate(
 
     Ok(Validated {
         uid: cr.uid().unwrap_or_default(),
+        labels: cr.labels().clone(),
         image: spec
             .image
             .clone()

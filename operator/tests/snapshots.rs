@@ -69,3 +69,58 @@ fn building_twice_gives_identical_objects() {
         assert_eq!(v.config_hash, again.config_hash);
     }
 }
+
+#[test]
+fn resource_labels_reach_every_child_without_overriding_the_operators() {
+    let path = &examples()[0];
+    let mut cr = load(path);
+    cr.metadata.labels = Some(
+        [("team", "blue"), ("app.kubernetes.io/instance", "argo-app")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    let v = validate(&cr, &defaults()).expect("valid example");
+    let c = build::children(&v);
+    let ds = &c.daemon_set;
+    let pod_labels = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap();
+    let mut all = vec![
+        ("configmap", c.config_map.metadata.labels.clone()),
+        ("daemonset", ds.metadata.labels.clone()),
+        ("pod template", Some(pod_labels)),
+    ];
+    if let Some(sa) = &c.service_account {
+        all.push(("serviceaccount", sa.metadata.labels.clone()));
+    }
+    if let Some(svc) = &c.service {
+        all.push(("service", svc.metadata.labels.clone()));
+    }
+    for (what, labels) in all {
+        let labels = labels.unwrap_or_default();
+        assert_eq!(
+            labels.get("team").map(String::as_str),
+            Some("blue"),
+            "{what}"
+        );
+        assert_eq!(
+            labels.get("app.kubernetes.io/instance").map(String::as_str),
+            Some(v.names.instance_label().as_str()),
+            "{what}: the selector label stays the operator's"
+        );
+    }
+    // The selector itself never takes the resource's labels: it is immutable on a DaemonSet.
+    let selector = ds
+        .spec
+        .as_ref()
+        .unwrap()
+        .selector
+        .match_labels
+        .clone()
+        .unwrap();
+    assert!(!selector.contains_key("team"));
+}

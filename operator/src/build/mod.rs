@@ -52,7 +52,7 @@ pub fn children(v: &Validated) -> Children {
 /// wake the reconciler and the garbage collector delete it with the resource.
 fn namespaced_meta(v: &Validated, name: String) -> ObjectMeta {
     ObjectMeta {
-        labels: Some(v.names.labels(&name, &crate::names::image_tag(&v.image))),
+        labels: Some(child_labels(v, &name)),
         namespace: Some(v.names.namespace.clone()),
         owner_references: Some(vec![owner_reference(v)]),
         name: Some(name),
@@ -71,10 +71,17 @@ fn cluster_meta(v: &Validated, name: String) -> ObjectMeta {
             ),
             (OWNER_NAME_ANNOTATION.to_string(), v.names.instance.clone()),
         ])),
-        labels: Some(v.names.labels(&name, &crate::names::image_tag(&v.image))),
+        labels: Some(child_labels(v, &name)),
         name: Some(name),
         ..Default::default()
     }
+}
+
+/// The resource's labels, then the operator's on top: selector labels are never overridden.
+fn child_labels(v: &Validated, name: &str) -> BTreeMap<String, String> {
+    let mut labels = v.labels.clone();
+    labels.extend(v.names.labels(name, &crate::names::image_tag(&v.image)));
+    labels
 }
 
 pub fn owner_reference(v: &Validated) -> OwnerReference {
