@@ -230,7 +230,13 @@ impl QueuedExporter {
             let Some(job) = job else { break };
             room.add_permits(job.cost as usize);
             self.update_queue_gauge();
-            let _ = self.send_with_retry(&job.request).await;
+            if self.stages.abort.is_cancelled() {
+                // Past the deadline no new attempt starts: the rest of the queue is dropped.
+                let err = SendError::retryable("not sent before the shutdown deadline");
+                let _ = self.give_up(&job.request, "shutdown deadline reached", err);
+            } else {
+                let _ = self.send_with_retry(&job.request).await;
+            }
             self.ledger.sub(job.request.body.len());
         }
     }
@@ -249,8 +255,14 @@ impl QueuedExporter {
         let start = Instant::now();
         let mut backoff = retry::Backoff::new(&self.policy.retry);
         loop {
-            let attempt =
-                tokio::time::timeout(self.policy.timeout, self.sender.send(request)).await;
+            // An attempt in flight at the abort is abandoned: the deadline beats the timeout.
+            let attempt = tokio::select! {
+                a = tokio::time::timeout(self.policy.timeout, self.sender.send(request)) => a,
+                _ = self.stages.abort.cancelled() => {
+                    let err = SendError::retryable("no answer before the shutdown deadline");
+                    return self.give_up(request, "shutdown deadline reached", err);
+                }
+            };
             let err = match attempt {
                 Ok(Ok(())) => {
                     self.counters.sent[idx(signal)].inc_by(items);
@@ -262,17 +274,7 @@ impl QueuedExporter {
                     self.policy.timeout
                 )),
             };
-            let give_up = |reason: &str, err: SendError| {
-                self.counters.send_failed[idx(signal)].inc_by(items);
-                tracing::error!(
-                    exporter = %self.name,
-                    signal = signal.as_str(),
-                    items,
-                    error = %err,
-                    "dropping data: {reason}"
-                );
-                Err(err)
-            };
+            let give_up = |reason: &str, err: SendError| self.give_up(request, reason, err);
             let throttle = match &err {
                 SendError::Permanent(_) => return give_up("not retryable error", err),
                 SendError::Retryable { throttle, .. } => *throttle,
@@ -296,6 +298,19 @@ impl QueuedExporter {
                 _ = self.stages.abort.cancelled() => return give_up("shutdown deadline reached", err),
             }
         }
+    }
+
+    /// Counts and logs data dropped for `reason`.
+    fn give_up(&self, request: &Outgoing, reason: &str, err: SendError) -> Result<(), SendError> {
+        self.counters.send_failed[idx(request.signal)].inc_by(request.items);
+        tracing::error!(
+            exporter = %self.name,
+            signal = request.signal.as_str(),
+            items = request.items,
+            error = %err,
+            "dropping data: {reason}"
+        );
+        Err(err)
     }
 
     fn refuse(&self, data: Envelope, error: ConsumeError) -> Refusal {
