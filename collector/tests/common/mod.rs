@@ -135,6 +135,8 @@ pub struct Collector {
     pub grpc: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub metrics: SocketAddr,
+    /// The health_check extension's address, when the config enables it.
+    pub health: Option<SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: Option<tokio::task::JoinHandle<()>>,
 }
@@ -147,6 +149,7 @@ impl Collector {
         let grpc = service.receiver_addr("otlp", "grpc");
         let http = service.receiver_addr("otlp", "http");
         let metrics = service.metrics_addr().expect("metrics enabled");
+        let health = service.health_addr();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let done = tokio::spawn(async move {
             service
@@ -163,6 +166,7 @@ impl Collector {
             grpc,
             http,
             metrics,
+            health,
             stop: Some(tx),
             done: Some(done),
         }
