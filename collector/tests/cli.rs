@@ -1,0 +1,265 @@
+//! The kotelcol command line, run as the built binary: `validate` lists every problem and sets
+//! the exit code, `components` lists what is built in, several `--config` files merge with the
+//! later one winning, and `${env:VAR:-default}` expands.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use get::http_ok;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kotelcol");
+
+/// An OTLP → debug config whose otlp exporter compression is `COMPRESSION`.
+const GOOD: &str = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: "127.0.0.1:0"}
+exporters:
+  debug: {}
+  otlp:
+    endpoint: localhost:4317
+    compression: COMPRESSION
+service:
+  telemetry:
+    metrics: {address: "127.0.0.1:0"}
+  pipelines:
+    traces: {receivers: [otlp], exporters: [debug, otlp]}
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn kotelcol(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("KOTEL_CLI_COMPRESSION");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn validate(files: &[&Path], env: &[(&str, &str)]) -> Output {
+    let mut args = vec!["validate"];
+    for f in files {
+        args.extend(["--config", f.to_str().unwrap()]);
+    }
+    kotelcol(&args, env)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn validate_lists_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.yaml",
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpointt: 0.0.0.0:4317
+  zipkin: {}
+exporters:
+  debug: {}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [debug]
+"#,
+    );
+    let out = validate(&[&bad], &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    for problem in [
+        "receivers.otlp.protocols.grpc.endpointt",
+        "unknown field",
+        "zipkin",
+        "batch",
+    ] {
+        assert!(err.contains(problem), "{problem:?} missing from:\n{err}");
+    }
+    let problems: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.contains("problem(s) found"))
+        .collect();
+    assert!(problems.len() >= 3, "{err}");
+}
+
+#[test]
+fn validate_accepts_a_good_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(
+        dir.path(),
+        "good.yaml",
+        &GOOD.replace("COMPRESSION", "gzip"),
+    );
+    let out = validate(&[&good], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+}
+
+#[test]
+fn validate_fails_on_a_missing_file() {
+    let out = validate(&[Path::new("/nonexistent/kotelcol.yaml")], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/nonexistent/kotelcol.yaml"));
+}
+
+#[test]
+fn components_lists_what_is_built_in() {
+    let out = kotelcol(&["components"], &[]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let has = |kind: &str, ty: &str| {
+        text.lines().any(|l| {
+            let mut w = l.split_whitespace();
+            w.next() == Some(kind) && w.next() == Some(ty)
+        })
+    };
+    for (kind, ty) in [
+        ("receivers", "otlp"),
+        ("receivers", "filelog"),
+        ("receivers", "kubeletstats"),
+        ("processors", "k8sattributes"),
+        ("processors", "batch"),
+        ("processors", "memory_limiter"),
+        ("exporters", "otlp"),
+        ("exporters", "otlphttp"),
+        ("exporters", "debug"),
+        ("extensions", "health_check"),
+        ("extensions", "file_storage"),
+    ] {
+        assert!(has(kind, ty), "{kind} {ty} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn later_config_files_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write(
+        dir.path(),
+        "base.yaml",
+        &GOOD.replace("COMPRESSION", "brotli"),
+    );
+    let fix = write(
+        dir.path(),
+        "fix.yaml",
+        "exporters:\n  otlp:\n    compression: zstd\n",
+    );
+    let out = validate(&[&base, &fix], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = validate(&[&fix, &base], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("exporters.otlp.compression"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn env_references_expand_with_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "env.yaml",
+        &GOOD.replace("COMPRESSION", "${env:KOTEL_CLI_COMPRESSION:-gzip}"),
+    );
+    let out = validate(&[&f], &[]);
+    assert!(out.status.success(), "default not used: {}", stderr(&out));
+    let out = validate(&[&f], &[("KOTEL_CLI_COMPRESSION", "brotli")]);
+    assert!(!out.status.success(), "variable not used");
+    assert!(stderr(&out).contains("brotli"), "{}", stderr(&out));
+}
+
+/// Kills the child if the test fails before its SIGTERM.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn runs_merged_configs_with_env_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write(
+        dir.path(),
+        "base.yaml",
+        &GOOD.replace("COMPRESSION", "gzip"),
+    );
+    let health = write(
+        dir.path(),
+        "health.yaml",
+        "extensions:\n  health_check: {endpoint: \"${env:KOTEL_CLI_HEALTH}\"}\n\
+         service:\n  extensions: [health_check]\n",
+    );
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = Command::new(BIN)
+        .args(["--config", base.to_str().unwrap()])
+        .args(["--config", health.to_str().unwrap()])
+        .env("KOTEL_CLI_HEALTH", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Child(child);
+    let url = format!("http://127.0.0.1:{port}/");
+    let healthy = (0..200).any(|_| {
+        let ok = http_ok(&url);
+        if !ok {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ok
+    });
+    assert!(
+        healthy,
+        "health_check from the second file never answered 200"
+    );
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+mod get {
+    /// A plain HTTP/1.0 GET: whether the answer is 200.
+    pub fn http_ok(url: &str) -> bool {
+        use std::io::{Read, Write};
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let Ok(mut s) = std::net::TcpStream::connect(host) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+        let req = format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+        if s.write_all(req.as_bytes()).is_err() {
+            return false;
+        }
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+    }
+}
