@@ -2,7 +2,7 @@
 //! `kotelcol components`.
 //!
 //! A config URI is a path, `file:<path>`, `env:<VAR>` (the variable holds YAML) or
-//! `yaml:<inline yaml>`, as upstream's confmap providers.
+//! `yaml:<inline yaml>` (keys may be `a::b::c` paths), as upstream's confmap providers.
 
 use clap::{Parser, Subcommand};
 use kotel_config::expand::ProcessEnv;
@@ -37,21 +37,24 @@ pub enum LoadError {
     Invalid(ConfigErrors),
 }
 
-fn read(uri: &str) -> Result<String, LoadError> {
+fn read(uri: &str) -> Result<Vec<String>, LoadError> {
     if let Some(inline) = uri.strip_prefix("yaml:") {
-        return Ok(inline.to_string());
+        return Ok(inline_yaml(inline));
     }
     if let Some(var) = uri.strip_prefix("env:") {
-        return std::env::var(var).map_err(|_| LoadError::Env {
-            uri: uri.into(),
-            var: var.into(),
-        });
+        return std::env::var(var)
+            .map(|v| vec![v])
+            .map_err(|_| LoadError::Env {
+                uri: uri.into(),
+                var: var.into(),
+            });
     }
     let path = uri.strip_prefix("file:").unwrap_or(uri);
-    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         uri: uri.into(),
         source,
-    })
+    })?;
+    Ok(vec![text])
 }
 
 /// Loads and validates the configs named on the command line (or the embedded default).
@@ -59,10 +62,68 @@ pub fn load(uris: &[String]) -> Result<Config, LoadError> {
     let texts = if uris.is_empty() {
         vec![crate::DEFAULT_CONFIG.to_string()]
     } else {
-        uris.iter().map(|u| read(u)).collect::<Result<_, _>>()?
+        let mut texts = Vec::new();
+        for uri in uris {
+            texts.extend(read(uri)?);
+        }
+        texts
     };
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     Config::load(&refs, &ProcessEnv, false).map_err(LoadError::Invalid)
+}
+
+/// An inline `yaml:` config as upstream reads it: a key `a::b::c` means `c` inside `b` inside
+/// `a` (`yaml:exporters::debug::verbosity: detailed`). Each top-level entry becomes its own
+/// document, merged in order, so several entries may share a prefix. Block-style keys only.
+fn inline_yaml(text: &str) -> Vec<String> {
+    let mut entries: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let top = !line.starts_with([' ', '\t', '#']) && !line.trim().is_empty();
+        match entries.last_mut() {
+            Some(e) if !top => {
+                e.push_str(line);
+                e.push('\n');
+            }
+            _ => entries.push(format!("{line}\n")),
+        }
+    }
+    entries.iter().map(|e| nest_key_paths(e)).collect()
+}
+
+/// Rewrites `a::b: v` keys as nested maps, re-indenting what is under them.
+fn nest_key_paths(text: &str) -> String {
+    let mut out = String::new();
+    // (indent of a rewritten key, extra indent of the lines under it)
+    let mut open: Vec<(usize, usize)> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            out.push('\n');
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        while open.last().is_some_and(|(i, _)| *i >= indent) {
+            open.pop();
+        }
+        let pad = " ".repeat(indent + open.iter().map(|(_, e)| e).sum::<usize>());
+        let key_end = trimmed
+            .find(": ")
+            .or_else(|| trimmed.strip_suffix(':').map(str::len));
+        let (key, rest) = key_end.map_or((trimmed, ""), |e| trimmed.split_at(e));
+        let plain = key_end.is_some() && !key.starts_with(['"', '\'', '-', '{', '[']);
+        if !plain || !key.contains("::") {
+            out.push_str(&format!("{pad}{trimmed}\n"));
+            continue;
+        }
+        let parts: Vec<&str> = key.split("::").collect();
+        let last = parts.len() - 1;
+        for (depth, part) in parts.iter().enumerate() {
+            let tail = if depth == last { rest } else { ":" };
+            out.push_str(&format!("{pad}{}{part}{tail}\n", "  ".repeat(depth)));
+        }
+        open.push((indent, 2 * last));
+    }
+    out
 }
 
 /// The `components` listing.
@@ -78,4 +139,26 @@ pub fn components() -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_yaml_nests_key_paths() {
+        assert_eq!(
+            inline_yaml("exporters::debug::verbosity: detailed"),
+            vec!["exporters:\n  debug:\n    verbosity: detailed\n"]
+        );
+        assert_eq!(
+            inline_yaml("a::b:\n  c: 1\n  d::e: 2\nf: 3"),
+            vec!["a:\n  b:\n    c: 1\n    d:\n      e: 2\n", "f: 3\n"]
+        );
+        // Values and quoted keys keep their colons.
+        assert_eq!(
+            inline_yaml("x: {endpoint: \"[::1]:4317\"}"),
+            vec!["x: {endpoint: \"[::1]:4317\"}\n"]
+        );
+    }
 }

@@ -169,6 +169,28 @@ fn later_config_files_win() {
 }
 
 #[test]
+fn inline_yaml_uses_upstreams_key_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write(
+        dir.path(),
+        "base.yaml",
+        &GOOD.replace("COMPRESSION", "brotli"),
+    );
+    let base = base.to_str().unwrap();
+    let fix = "yaml:exporters::otlp::compression: zstd";
+    let out = kotelcol(&["validate", "--config", base, "--config", fix], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // --config is global: it may come before the subcommand too.
+    let out = kotelcol(&["--config", fix, "--config", base, "validate"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("exporters.otlp.compression"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn env_references_expand_with_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(
