@@ -14,6 +14,7 @@ use kotel_pipeline::proto::collector::trace::v1::ExportTraceServiceResponse;
 use kotel_pipeline::proto::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
+use kotel_pipeline::proto::common::v1::{AnyValue, KeyValue, any_value};
 use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use kotel_pipeline::{ExportTraceServiceRequest, Payload, Shutdown};
 use kotelcol::exporters::{ExporterStages, QueuedExporter, SendPolicy, Sender};
@@ -43,6 +44,9 @@ pub struct Arrival {
     pub at: Instant,
     pub spans: usize,
     pub answer: Answer,
+    /// The request as decoded (`None` if it could not be).
+    pub payload: Option<Payload>,
+    pub headers: http::HeaderMap,
 }
 
 struct State {
@@ -88,7 +92,8 @@ impl Backend {
     }
 
     /// Records the request and picks its answer; a `Hold` waits here and becomes `Ok`.
-    async fn answer(&self, spans: usize) -> Answer {
+    async fn answer(&self, payload: Option<Payload>, headers: http::HeaderMap) -> Answer {
+        let spans = payload.as_ref().map_or(0, Payload::item_count);
         let answer = {
             let mut s = self.state.lock().unwrap();
             let a = s.script.pop_front().unwrap_or_else(|| s.then.clone());
@@ -96,6 +101,8 @@ impl Backend {
                 at: Instant::now(),
                 spans,
                 answer: a.clone(),
+                payload,
+                headers,
             });
             a
         };
@@ -144,12 +151,11 @@ impl Backend {
         let handler = move |req: http::Request<hyper::body::Incoming>, _peer| {
             let backend = backend.clone();
             async move {
-                let body = req.into_body().collect().await.unwrap().to_bytes();
-                let spans = ExportTraceServiceRequest::decode(body)
-                    .map(|r| Payload::Traces(r).item_count())
-                    .unwrap_or(0);
+                let (parts, body) = req.into_parts();
+                let body = body.collect().await.unwrap().to_bytes();
+                let payload = decode_http(&parts.headers, &body);
                 let mut resp = http::Response::builder();
-                let status = match backend.answer(spans).await {
+                let status = match backend.answer(payload, parts.headers).await {
                     Answer::Http(code, retry_after) => {
                         if let Some(v) = retry_after {
                             resp = resp.header(http::header::RETRY_AFTER, v);
@@ -182,8 +188,9 @@ impl TraceService for Backend {
         &self,
         r: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let spans = Payload::Traces(r.into_inner()).item_count();
-        match self.answer(spans).await {
+        let (metadata, _, request) = r.into_parts();
+        let payload = Some(Payload::Traces(request));
+        match self.answer(payload, metadata.into_headers()).await {
             Answer::Grpc(code, delay) => {
                 let mut s = Status::new(code, "scripted failure");
                 if let Some(d) = delay {
@@ -196,6 +203,29 @@ impl TraceService for Backend {
     }
 }
 
+/// An OTLP/HTTP trace body by its content type and encoding.
+fn decode_http(headers: &http::HeaderMap, body: &[u8]) -> Option<Payload> {
+    use std::io::Read;
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let raw = match header(http::header::CONTENT_ENCODING) {
+        Some("gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut out)
+                .ok()?;
+            out
+        }
+        Some("zstd") => zstd::stream::decode_all(body).ok()?,
+        _ => body.to_vec(),
+    };
+    if header(http::header::CONTENT_TYPE) == Some("application/json") {
+        return kotelcol::receivers::otlp::json::decode(kotel_pipeline::Signal::Traces, &raw).ok();
+    }
+    ExportTraceServiceRequest::decode(raw.as_slice())
+        .ok()
+        .map(Payload::Traces)
+}
+
 /// A trace request of `n` spans.
 pub fn spans(n: usize) -> Payload {
     Payload::Traces(ExportTraceServiceRequest {
@@ -206,6 +236,15 @@ pub fn spans(n: usize) -> Payload {
                         trace_id: vec![3; 16],
                         span_id: vec![i as u8 + 1; 8],
                         name: format!("span-{i}"),
+                        // Past 2^53: JSON must carry it as a string to keep it exact.
+                        start_time_unix_nano: 1_700_000_000_123_456_789 + i as u64,
+                        attributes: vec![KeyValue {
+                            key: "i".into(),
+                            value: Some(AnyValue {
+                                value: Some(any_value::Value::IntValue(i as i64)),
+                            }),
+                            ..Default::default()
+                        }],
                         ..Default::default()
                     })
                     .collect(),
