@@ -191,6 +191,26 @@ fn inline_yaml_uses_upstreams_key_paths() {
 }
 
 #[test]
+fn env_and_default_configs() {
+    let good = GOOD.replace("COMPRESSION", "gzip");
+    let out = kotelcol(
+        &["validate", "--config", "env:KOTEL_CLI_CONFIG"],
+        &[("KOTEL_CLI_CONFIG", &good)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kotelcol(&["validate", "--config", "env:KOTEL_CLI_UNSET_CONFIG"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("KOTEL_CLI_UNSET_CONFIG"),
+        "{}",
+        stderr(&out)
+    );
+    // Without --config the embedded default is what runs; it must be valid.
+    let out = kotelcol(&["validate"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
 fn env_references_expand_with_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(

@@ -117,10 +117,9 @@ async fn grpc_permanent_failure_through_the_queue_is_counted() {
     assert_eq!(h.metric(SENT), 0.0);
 }
 
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn retries_stop_at_max_elapsed_time_and_the_drop_is_logged() {
-    let logs = Logs::default();
-    let _guard = logs.capture();
+    let logs = Logs::global();
     let backend = Backend::new([], Answer::Grpc(Code::Unavailable, None));
     let (addr, _stop) = backend.serve_grpc().await;
     let policy = SendPolicy {
@@ -135,7 +134,7 @@ async fn retries_stop_at_max_elapsed_time_and_the_drop_is_logged() {
     assert_eq!(h.metric(SENT), 0.0);
     let text = logs.text();
     assert!(
-        text.contains("dropping data") && text.contains("max_elapsed_time"),
+        text.contains("dropping data: max_elapsed_time reached"),
         "{text}"
     );
 }
@@ -180,4 +179,18 @@ async fn http_other_statuses_are_sent_once_and_counted() {
         assert_eq!(backend.arrivals().len(), 1, "{status} was retried");
         assert_eq!(h.metric(FAILED), 2.0, "{status}");
     }
+}
+
+#[tokio::test]
+async fn with_retry_disabled_a_retryable_failure_is_sent_once() {
+    let backend = Backend::new([Answer::Grpc(Code::Unavailable, None)], Answer::Ok);
+    let (addr, _stop) = backend.serve_grpc().await;
+    let mut policy = quick();
+    policy.retry.enabled = false;
+    let h = Harness::new(grpc_sender(addr), policy, &no_queue());
+    let err = h.exporter.consume(Envelope::new(spans(2))).await;
+    // Still retryable for the caller: the failure was transient.
+    assert!(matches!(err, Err(ConsumeError::Refused { .. })), "{err:?}");
+    assert_eq!(backend.arrivals().len(), 1);
+    assert_eq!(h.metric(FAILED), 2.0);
 }

@@ -351,20 +351,29 @@ pub async fn arrivals(backend: &Backend, n: usize) -> Vec<Arrival> {
     panic!("backend never saw {n} requests");
 }
 
-/// Log lines written while a test runs, for asserting that a drop was logged.
+/// Warnings and errors logged by this test binary, for asserting that a drop was logged.
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
 
+static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+
 impl Logs {
-    /// Captures this thread's logs until the guard drops (use a current-thread runtime).
-    pub fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let logs = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::WARN)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
+    /// The binary-wide capture. Global, not per thread: tracing caches whether a callsite is
+    /// enabled, so a per-thread subscriber misses events another test's thread hit first.
+    /// Tests sharing a binary share it; look for what only your test logs.
+    pub fn global() -> Logs {
+        LOGS.get_or_init(|| {
+            let logs = Logs::default();
+            let writer = logs.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .with_max_level(tracing::Level::WARN)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+            logs
+        })
+        .clone()
     }
 
     pub fn text(&self) -> String {
