@@ -174,6 +174,10 @@ impl K8sAttributesProcessor {
 
 async fn client(s: &Settings) -> Result<kube::Client, Error> {
     let path = format!("processors.{}", s.id);
+    // kube's TLS config uses rustls' process-wide provider, which rustls cannot choose by itself
+    // when a binary links both ring and aws-lc-rs (kotelcol does: reqwest brings aws-lc-rs), and
+    // then panics. Choose ring, as the workspace does, unless the binary has chosen already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = match s.auth {
         Auth::ServiceAccount => kube::Config::incluster().map_err(|source| Error::InCluster {
             path: path.clone(),
