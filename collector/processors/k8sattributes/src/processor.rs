@@ -129,6 +129,28 @@ impl K8sAttributesProcessor {
         next: BoxConsumer,
         registry: &mut Registry,
     ) -> Result<(BoxConsumer, BackgroundTask), Error> {
+        Self::build_inner(id, config, next, registry, None).await
+    }
+
+    /// [`Self::build`] over a given client instead of one made from `auth_type` (tests put a
+    /// proxy between the processor and the API server).
+    pub async fn build_with_client(
+        id: &ComponentId,
+        config: &K8sAttributesConfig,
+        next: BoxConsumer,
+        registry: &mut Registry,
+        client: kube::Client,
+    ) -> Result<(BoxConsumer, BackgroundTask), Error> {
+        Self::build_inner(id, config, next, registry, Some(client)).await
+    }
+
+    async fn build_inner(
+        id: &ComponentId,
+        config: &K8sAttributesConfig,
+        next: BoxConsumer,
+        registry: &mut Registry,
+        client: Option<kube::Client>,
+    ) -> Result<(BoxConsumer, BackgroundTask), Error> {
         let id = id.to_string();
         let settings = Arc::new(Settings::resolve(&id, config, |v| std::env::var(v).ok())?);
         let metrics = Metrics::register(&id, registry);
@@ -146,7 +168,10 @@ impl K8sAttributesProcessor {
             info!(processor = %id, "passthrough: only k8s.pod.ip from the connection, no API calls");
             return Ok((processor, BackgroundTask(Task::Idle)));
         }
-        let client = client(&settings).await?;
+        let client = match client {
+            Some(c) => c,
+            None => make_client(&settings).await?,
+        };
         let watches = Watches::new(client, settings.clone(), index.clone(), metrics);
         let Some(timeout) = settings.wait_for_metadata else {
             return Ok((processor, BackgroundTask(Task::Pending(Box::new(watches)))));
@@ -172,7 +197,7 @@ impl K8sAttributesProcessor {
     }
 }
 
-async fn client(s: &Settings) -> Result<kube::Client, Error> {
+async fn make_client(s: &Settings) -> Result<kube::Client, Error> {
     let path = format!("processors.{}", s.id);
     // kube's TLS config uses rustls' process-wide provider, which rustls cannot choose by itself
     // when a binary links both ring and aws-lc-rs (kotelcol does: reqwest brings aws-lc-rs), and

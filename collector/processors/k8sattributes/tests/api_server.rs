@@ -24,6 +24,9 @@ use kotel_pipeline::{
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -350,4 +353,338 @@ async fn wait_for_metadata_fails_clearly_when_nothing_syncs() {
     };
     assert!(err.contains("wait_for_metadata"), "{err}");
     assert!(err.contains("pods"), "{err}");
+}
+
+/// Only a guard against a hang, never a timing assertion: consume() must return at all.
+const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// A TCP forwarder between the processor's client and the API server that can be cut (listener
+/// and live connections closed) and restored on the same port. TLS passes through untouched.
+struct Proxy {
+    port: u16,
+    upstream: SocketAddr,
+    running: Option<(CancellationToken, JoinHandle<()>)>,
+}
+
+impl Proxy {
+    fn start(upstream: SocketAddr) -> Self {
+        let mut p = Self {
+            port: 0,
+            upstream,
+            running: None,
+        };
+        p.restore();
+        p
+    }
+
+    /// Listens again on the same port (the first time, on a free one).
+    fn restore(&mut self) {
+        assert!(self.running.is_none(), "proxy is already up");
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], self.port)))
+            .expect("the proxy's port is free again");
+        let listener = socket.listen(64).unwrap();
+        self.port = listener.local_addr().unwrap().port();
+        let (stop, upstream) = (CancellationToken::new(), self.upstream);
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let mut conns = JoinSet::new();
+                loop {
+                    let accepted = tokio::select! {
+                        _ = stop.cancelled() => break,
+                        a = listener.accept() => a,
+                    };
+                    let Ok((mut down, _)) = accepted else {
+                        continue;
+                    };
+                    conns.spawn(async move {
+                        if let Ok(mut up) = TcpStream::connect(upstream).await {
+                            let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                        }
+                    });
+                    while conns.try_join_next().is_some() {}
+                }
+                drop(listener);
+                // Every live connection closes before cut() returns.
+                conns.shutdown().await;
+            }
+        });
+        self.running = Some((stop, task));
+    }
+
+    /// Closes the listener and every live connection; new connections are refused.
+    async fn cut(&mut self) {
+        let (stop, task) = self.running.take().expect("proxy is up");
+        stop.cancel();
+        task.await.unwrap();
+    }
+}
+
+/// KUBECONFIG's client config, and the API server's socket address.
+async fn api_server() -> (kube::Config, SocketAddr) {
+    let config = kube::Config::infer()
+        .await
+        .expect("KUBECONFIG names a cluster");
+    let url = &config.cluster_url;
+    assert_eq!(url.scheme_str(), Some("https"), "a TLS API server: {url}");
+    let host = url.host().unwrap().trim_matches(['[', ']']);
+    let addr = tokio::net::lookup_host((host, url.port_u16().unwrap_or(443)))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    (config, addr)
+}
+
+/// A client that connects through 127.0.0.1:`port`, still verifying the server's certificate
+/// against the original host.
+fn through_proxy(mut config: kube::Config, port: u16) -> Client {
+    let url = config.cluster_url.clone();
+    let host = url.host().unwrap().trim_matches(['[', ']']).to_string();
+    config.tls_server_name.get_or_insert(host);
+    config.cluster_url = format!("https://127.0.0.1:{port}{}", url.path())
+        .parse()
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+fn watch_errors(registry: &prometheus_client::registry::Registry) -> f64 {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("otelcol_k8sattributes_watch_errors") && l.contains("\"pods\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
+    let client = Client::try_default()
+        .await
+        .expect("KUBECONFIG names a reachable cluster");
+    let node = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items[0]
+        .name_any();
+    let ns_name = format!("k8sattr-outage-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": ns_name}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns_name);
+    let pp = PostParams::default();
+    let before_uid = pods
+        .create(&pp, &pod("before", &node, json!({"team": "red"}), false))
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+
+    let (kube_config, upstream) = api_server().await;
+    let mut proxy = Proxy::start(upstream);
+    let proxied_client = through_proxy(kube_config, proxy.port);
+    let config: K8sAttributesConfig = serde_json::from_value(json!({
+        "filter": {"node": node},
+        "wait_for_metadata": true,
+        "pod_association": [{"sources": [{"from": "resource_attribute", "name": "k8s.pod.uid"}]}],
+        "extract": {
+            "metadata": ["k8s.namespace.name", "k8s.pod.name", "k8s.pod.uid"],
+            "labels": [{"key": "team"}]
+        }
+    }))
+    .unwrap();
+    let sink = CaptureSink::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (processor, task) = K8sAttributesProcessor::build_with_client(
+        &ComponentId::new("k8sattributes", None),
+        &config,
+        sink.clone(),
+        &mut registry,
+        proxied_client,
+    )
+    .await
+    .expect("processor syncs through the proxy");
+    let shutdown = Shutdown::new();
+    let background = tokio::spawn(task.run(shutdown.clone()));
+    let send_guarded = |uid: String| {
+        let (processor, sink) = (&processor, &sink);
+        async move {
+            tokio::time::timeout(
+                HANG_GUARD,
+                send(processor, sink, None, &[("k8s.pod.uid", &uid)]),
+            )
+            .await
+            .expect("consume() returns while the API server is away")
+        }
+    };
+    let got = send_guarded(before_uid.clone()).await;
+    assert_eq!(got["k8s.pod.name"], "before");
+    assert_eq!(got["k8s.pod.labels.team"], "red");
+
+    // Outage: the watches lose their connections and cannot make new ones.
+    proxy.cut().await;
+    let errors_before = watch_errors(&registry);
+    let during_uid = pods
+        .create(&pp, &pod("during", &node, json!({"team": "green"}), false))
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    pods.patch(
+        "before",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"team": "blue"}}})),
+    )
+    .await
+    .unwrap();
+    // The processor notices (a failed reconnect is counted) ...
+    wait_for("the pod watch to fail against the cut proxy", || async {
+        (watch_errors(&registry) > errors_before).then_some(())
+    })
+    .await;
+    // ... and meanwhile keeps enriching from the last known state, without blocking.
+    for _ in 0..10 {
+        let got = send_guarded(before_uid.clone()).await;
+        assert_eq!(got["k8s.pod.name"], "before", "{got:?}");
+        assert_eq!(got["k8s.namespace.name"], ns_name);
+        assert_eq!(got["k8s.pod.labels.team"], "red", "the last known state");
+        let got = send_guarded(during_uid.clone()).await;
+        assert!(
+            !got.contains_key("k8s.pod.name"),
+            "a pod created during the outage cannot be known yet: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The API server is back on the same address: the watch reconnects (with backoff) and
+    // catches up with what happened meanwhile.
+    proxy.restore();
+    let restored = std::time::Instant::now();
+    wait_for("the pod created during the outage", || async {
+        let got = send_guarded(during_uid.clone()).await;
+        (got.get("k8s.pod.name").map(String::as_str) == Some("during")).then_some(())
+    })
+    .await;
+    wait_for("the label changed during the outage", || async {
+        let got = send_guarded(before_uid.clone()).await;
+        (got.get("k8s.pod.labels.team").map(String::as_str) == Some("blue")).then_some(())
+    })
+    .await;
+    // A figure for run-e2e.sh's summary, not an assertion: kube's watch backoff sets it.
+    println!(
+        "TIMING k8sattributes catch-up after an API outage: {:.2}s ({} pod watch errors)",
+        restored.elapsed().as_secs_f64(),
+        watch_errors(&registry)
+    );
+    let got = send_guarded(during_uid.clone()).await;
+    assert_eq!(got["k8s.pod.labels.team"], "green");
+    assert_eq!(got["k8s.namespace.name"], ns_name);
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), background)
+        .await
+        .expect("background task stops on shutdown")
+        .unwrap()
+        .unwrap();
+    proxy.cut().await;
+    namespaces
+        .delete(&ns_name, &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn without_wait_for_metadata_data_passes_until_the_api_server_is_reachable() {
+    let client = Client::try_default()
+        .await
+        .expect("KUBECONFIG names a reachable cluster");
+    let node = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items[0]
+        .name_any();
+    let ns_name = format!("k8sattr-late-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": ns_name}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let uid = Api::<Pod>::namespaced(client.clone(), &ns_name)
+        .create(
+            &PostParams::default(),
+            &pod("early", &node, json!({"team": "red"}), false),
+        )
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+
+    // The API server is unreachable from the start: the first list fails and is retried.
+    let (kube_config, upstream) = api_server().await;
+    let mut proxy = Proxy::start(upstream);
+    proxy.cut().await;
+    let config: K8sAttributesConfig = serde_json::from_value(json!({
+        "filter": {"node": node},
+        "pod_association": [{"sources": [{"from": "resource_attribute", "name": "k8s.pod.uid"}]}],
+        "extract": {"metadata": ["k8s.pod.name"]}
+    }))
+    .unwrap();
+    let sink = CaptureSink::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (processor, task) = K8sAttributesProcessor::build_with_client(
+        &ComponentId::new("k8sattributes", None),
+        &config,
+        sink.clone(),
+        &mut registry,
+        through_proxy(kube_config, proxy.port),
+    )
+    .await
+    .expect("without wait_for_metadata, build does not need the API server");
+    let shutdown = Shutdown::new();
+    let background = tokio::spawn(task.run(shutdown.clone()));
+    let send_guarded = || {
+        let (processor, sink, uid) = (&processor, &sink, &uid);
+        async move {
+            tokio::time::timeout(
+                HANG_GUARD,
+                send(processor, sink, None, &[("k8s.pod.uid", uid)]),
+            )
+            .await
+            .expect("consume() returns before the first sync")
+        }
+    };
+    wait_for("the first list to fail", || async {
+        (watch_errors(&registry) > 0.0).then_some(())
+    })
+    .await;
+    let got = send_guarded().await;
+    assert!(!got.contains_key("k8s.pod.name"), "not synced: {got:?}");
+
+    proxy.restore();
+    wait_for("the pod after the first successful list", || async {
+        let got = send_guarded().await;
+        (got.get("k8s.pod.name").map(String::as_str) == Some("early")).then_some(())
+    })
+    .await;
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), background)
+        .await
+        .expect("background task stops on shutdown")
+        .unwrap()
+        .unwrap();
+    proxy.cut().await;
+    namespaces
+        .delete(&ns_name, &DeleteParams::default())
+        .await
+        .unwrap();
 }
