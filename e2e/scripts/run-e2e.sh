@@ -37,9 +37,12 @@ suite_log=$E2E_DIR/logs/e2e-suite.log
 rc=0
 cargo test -p kotel-e2e --features e2e -- --test-threads=1 --nocapture "$@" 2>&1 | tee "$suite_log" || rc=$?
 # The k8sattributes processor against the same API server (pods on one node enrich data, pods
-# on another never enter its cache). Skipped when a test filter was given.
+# on another never enter its cache, an API outage), then inside kotelcol (OTLP in, enriched
+# OTLP out). Skipped when a test filter was given.
 if [[ $# == 0 ]]; then
-  cargo test -p kotel-k8sattributes --features e2e --test api_server -- --test-threads=1 2>&1 \
+  cargo test -p kotel-k8sattributes --features e2e --test api_server -- --test-threads=1 --nocapture 2>&1 \
+    | tee -a "$suite_log" || rc=$?
+  cargo test -p kotelcol --features e2e --test k8s_e2e -- --test-threads=1 2>&1 \
     | tee -a "$suite_log" || rc=$?
 fi
 secs=$(( $(date +%s) - start ))
