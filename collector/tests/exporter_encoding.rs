@@ -91,3 +91,20 @@ async fn otlp_compressions_arrive_intact() {
         round_trip(&backend, grpc(addr, compression), compression).await;
     }
 }
+
+#[tokio::test]
+async fn otlp_dials_grpc_dns_names() {
+    let backend = Backend::new([], Answer::Ok);
+    let (addr, _stop) = backend.serve_grpc().await;
+    let cfg = OtlpExporterConfig {
+        endpoint: format!("dns:///{addr}"),
+        tls: TlsClientConfig {
+            insecure: true,
+            ..Default::default()
+        },
+        headers: headers(),
+        ..Default::default()
+    };
+    let sender = Arc::new(OtlpGrpcSender::new(&cfg).unwrap());
+    round_trip(&backend, sender, "dns:///").await;
+}

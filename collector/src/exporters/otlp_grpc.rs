@@ -49,21 +49,7 @@ impl OtlpGrpcSender {
             endpoint: cfg.endpoint.clone(),
             message,
         };
-        let has_scheme = cfg.endpoint.contains("://");
-        let use_tls = if has_scheme {
-            cfg.endpoint.starts_with("https://")
-        } else {
-            !cfg.tls.insecure
-        };
-        let url = if has_scheme {
-            cfg.endpoint.clone()
-        } else {
-            format!(
-                "{}://{}",
-                if use_tls { "https" } else { "http" },
-                cfg.endpoint
-            )
-        };
+        let (url, use_tls) = target(&cfg.endpoint, cfg.tls.insecure);
         let mut endpoint = Endpoint::from_str(&url)
             .map_err(|e| endpoint_err(e.to_string()))?
             .connect_timeout(Duration::from_secs(5))
@@ -129,6 +115,28 @@ impl OtlpGrpcSender {
             compression,
             headers,
         })
+    }
+}
+
+/// The URL to dial and whether to use TLS, for an endpoint as upstream accepts it: `host:port`
+/// (TLS unless `tls.insecure`), `http://` or `https://` URLs (the scheme decides), or a gRPC
+/// name `dns:[//resolver]/host:port` or `passthrough:///host:port` (TLS unless insecure).
+pub fn target(endpoint: &str, insecure: bool) -> (String, bool) {
+    let with_tls = |host: &str| {
+        let scheme = if insecure { "http" } else { "https" };
+        (format!("{scheme}://{host}"), !insecure)
+    };
+    for scheme in ["dns:", "passthrough:"] {
+        if let Some(rest) = endpoint.strip_prefix(scheme) {
+            // `//resolver/host:port` or `///host:port` or `host:port`: the name follows the
+            // last slash; kotelcol resolves it with the system resolver.
+            return with_tls(rest.rsplit('/').next().unwrap_or(rest));
+        }
+    }
+    if endpoint.contains("://") {
+        (endpoint.to_string(), endpoint.starts_with("https://"))
+    } else {
+        with_tls(endpoint)
     }
 }
 
@@ -259,5 +267,30 @@ impl Decoder for RawCodec {
         ExportResponse::decode(src)
             .map(Some)
             .map_err(|e| tonic::Status::internal(format!("bad export response: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_as_upstream() {
+        let t = |e: &str, insecure| target(e, insecure);
+        assert_eq!(t("h:4317", false), ("https://h:4317".into(), true));
+        assert_eq!(t("h:4317", true), ("http://h:4317".into(), false));
+        assert_eq!(t("http://h:4317", false), ("http://h:4317".into(), false));
+        assert_eq!(t("https://h:4317", true), ("https://h:4317".into(), true));
+        assert_eq!(t("dns:///h:4317", true), ("http://h:4317".into(), false));
+        assert_eq!(t("dns:///h:4317", false), ("https://h:4317".into(), true));
+        assert_eq!(
+            t("dns://8.8.8.8/h:4317", true),
+            ("http://h:4317".into(), false)
+        );
+        assert_eq!(t("dns:h:4317", true), ("http://h:4317".into(), false));
+        assert_eq!(
+            t("passthrough:///h:4317", true),
+            ("http://h:4317".into(), false)
+        );
     }
 }
