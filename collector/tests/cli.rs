@@ -305,3 +305,35 @@ mod get {
         answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
     }
 }
+
+#[test]
+fn a_port_in_use_fails_the_run_with_its_component() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let base = write(
+        dir.path(),
+        "base.yaml",
+        &GOOD.replace("COMPRESSION", "gzip"),
+    );
+    let health = write(
+        dir.path(),
+        "health.yaml",
+        &format!(
+            "extensions:\n  health_check: {{endpoint: \"127.0.0.1:{port}\"}}\n\
+             service:\n  extensions: [health_check]\n"
+        ),
+    );
+    let out = Command::new(BIN)
+        .args(["--config", base.to_str().unwrap()])
+        .args(["--config", health.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("extensions.health_check"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -177,3 +177,25 @@ async fn past_the_abort_what_is_left_is_dropped_and_counted() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn num_consumers_send_concurrently() {
+    let backend = Backend::new([], Answer::Hold);
+    let (addr, _stop) = backend.serve_grpc().await;
+    let q = QueueConfig {
+        num_consumers: 3,
+        ..queue(10, false, false)
+    };
+    let h = Harness::new(sender(addr), policy(Duration::from_secs(120)), &q);
+    for n in 1..=5 {
+        h.exporter.consume(Envelope::new(spans(n))).await.unwrap();
+    }
+    // Three requests in flight at once (all held), the other two wait in the queue.
+    arrivals(&backend, 3).await;
+    h.wait_for("2 queued", |h| h.metric(SIZE) == 2.0).await;
+    assert_eq!(backend.arrivals().len(), 3);
+
+    backend.release();
+    h.wait_for("15 spans sent", |h| h.metric(SENT) == 15.0)
+        .await;
+}
