@@ -500,7 +500,8 @@ async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
         "wait_for_metadata": true,
         "pod_association": [{"sources": [{"from": "resource_attribute", "name": "k8s.pod.uid"}]}],
         "extract": {
-            "metadata": ["k8s.namespace.name", "k8s.pod.name", "k8s.pod.uid"],
+            "metadata": ["k8s.namespace.name", "k8s.pod.name", "k8s.pod.uid",
+                         "k8s.deployment.name"],
             "labels": [{"key": "team"}]
         }
     }))
@@ -549,6 +550,27 @@ async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
     )
     .await
     .unwrap();
+    // Its pod's deployment name needs a ReplicaSet read, which only works after the outage.
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "late"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "late"}},
+            "template": {
+                "metadata": {"labels": {"app": "late"}},
+                "spec": {
+                    "nodeName": node,
+                    "containers": [{"name": "app", "image": "registry.example/late:1.0"}],
+                    "tolerations": [{"operator": "Exists"}]
+                }
+            }
+        }
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), &ns_name)
+        .create(&pp, &deployment)
+        .await
+        .unwrap();
     // The processor notices (a failed reconnect is counted) ...
     wait_for("the pod watch to fail against the cut proxy", || async {
         (watch_errors(&registry) > errors_before).then_some(())
@@ -581,6 +603,22 @@ async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
         let got = send_guarded(before_uid.clone()).await;
         (got.get("k8s.pod.labels.team").map(String::as_str) == Some("blue")).then_some(())
     })
+    .await;
+    let late_uid = wait_for("the Deployment's pod", || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=late"))
+            .await
+            .ok()?;
+        list.items.first()?.uid()
+    })
+    .await;
+    wait_for(
+        "the deployment of a pod created during the outage",
+        || async {
+            let got = send_guarded(late_uid.clone()).await;
+            (got.get("k8s.deployment.name").map(String::as_str) == Some("late")).then_some(())
+        },
+    )
     .await;
     // A figure for run-e2e.sh's summary, not an assertion: kube's watch backoff sets it.
     println!(
