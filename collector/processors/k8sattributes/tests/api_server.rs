@@ -118,29 +118,146 @@ async fn send(
         .collect()
 }
 
-#[tokio::test]
-async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
-    let client = Client::try_default()
-        .await
-        .expect("KUBECONFIG names a reachable cluster");
-    let nodes: Vec<String> = Api::<Node>::all(client.clone())
+/// The string value of `key` in `got`, if any.
+fn value<'a>(got: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    got.get(key).map(String::as_str)
+}
+
+/// The names of the cluster's nodes.
+async fn node_names(client: &Client) -> Vec<String> {
+    Api::<Node>::all(client.clone())
         .list(&ListParams::default())
         .await
         .unwrap()
         .items
         .iter()
         .map(|n| n.name_any())
-        .collect();
-    assert!(nodes.len() >= 2, "needs two nodes, found {nodes:?}");
-    let (mine, other) = (nodes[0].clone(), nodes[1].clone());
+        .collect()
+}
 
-    let ns_name = format!("k8sattr-e2e-{}", std::process::id());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": ns_name}})).unwrap();
-    namespaces
+/// KUBECONFIG's client, and a new namespace `{prefix}-{pid}` for the test to delete at its end.
+async fn client_and_namespace(prefix: &str) -> (Client, String) {
+    let client = Client::try_default()
+        .await
+        .expect("KUBECONFIG names a reachable cluster");
+    let name = format!("{prefix}-{}", std::process::id());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &ns)
         .await
         .unwrap();
+    (client, name)
+}
+
+async fn delete_namespace(client: &Client, name: &str) {
+    Api::<Namespace>::all(client.clone())
+        .delete(name, &DeleteParams::default())
+        .await
+        .unwrap();
+}
+
+/// A one-replica Deployment `name` on `node`; its pods are labelled app=`name`.
+fn deployment(name: &str, node: &str, image: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "nodeName": node,
+                    "containers": [{"name": "app", "image": image}],
+                    "tolerations": [{"operator": "Exists"}]
+                }
+            }
+        }
+    }))
+    .unwrap()
+}
+
+/// Waits for the pod that Deployment `app`'s ReplicaSet makes.
+async fn deployment_pod(pods: &Api<Pod>, app: &str) -> Pod {
+    let selector = format!("app={app}");
+    wait_for("the Deployment's pod", || async {
+        let list = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .ok()?;
+        list.items.into_iter().next()
+    })
+    .await
+}
+
+/// A built processor, what it passes on, its metrics, and its background task.
+struct Running {
+    processor: BoxConsumer,
+    sink: Arc<CaptureSink>,
+    registry: prometheus_client::registry::Registry,
+    shutdown: Shutdown,
+    background: JoinHandle<Result<(), kotel_k8sattributes::Error>>,
+}
+
+impl Running {
+    /// Builds the processor from `config` (over `client`, else its own) and runs its task.
+    async fn start(config: serde_json::Value, client: Option<Client>, what: &str) -> Self {
+        let config: K8sAttributesConfig = serde_json::from_value(config).unwrap();
+        let id = ComponentId::new("k8sattributes", None);
+        let sink = CaptureSink::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        let (processor, task) = match client {
+            Some(client) => {
+                K8sAttributesProcessor::build_with_client(
+                    &id,
+                    &config,
+                    sink.clone(),
+                    &mut registry,
+                    client,
+                )
+                .await
+            }
+            None => K8sAttributesProcessor::build(&id, &config, sink.clone(), &mut registry).await,
+        }
+        .expect(what);
+        let shutdown = Shutdown::new();
+        let background = tokio::spawn(task.run(shutdown.clone()));
+        Self {
+            processor,
+            sink,
+            registry,
+            shutdown,
+            background,
+        }
+    }
+
+    async fn send(&self, peer: Option<IpAddr>, attrs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        send(&self.processor, &self.sink, peer, attrs).await
+    }
+
+    /// Sends a trace carrying `uid`; consume() must return even without the API server.
+    async fn send_uid_guarded(&self, uid: &str) -> BTreeMap<String, String> {
+        tokio::time::timeout(HANG_GUARD, self.send(None, &[("k8s.pod.uid", uid)]))
+            .await
+            .expect("consume() returns while the API server is away")
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.background)
+            .await
+            .expect("background task stops on shutdown")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
+    let (client, ns_name) = client_and_namespace("k8sattr-e2e").await;
+    let nodes = node_names(&client).await;
+    assert!(nodes.len() >= 2, "needs two nodes, found {nodes:?}");
+    let (mine, other) = (nodes[0].clone(), nodes[1].clone());
+
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns_name);
     let pp = PostParams::default();
 
@@ -156,39 +273,18 @@ async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
     pods.create(&pp, &pod("hostnet", &mine, json!({}), true))
         .await
         .unwrap();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns_name);
-    let dep: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": "shop"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "shop"}},
-            "template": {
-                "metadata": {"labels": {"app": "shop"}},
-                "spec": {
-                    "nodeName": mine,
-                    "containers": [{"name": "app", "image": "registry.example/shop:2.0"}],
-                    "tolerations": [{"operator": "Exists"}]
-                }
-            }
-        }
-    }))
-    .unwrap();
-    deployments.create(&pp, &dep).await.unwrap();
+    Api::<Deployment>::namespaced(client.clone(), &ns_name)
+        .create(&pp, &deployment("shop", &mine, "registry.example/shop:2.0"))
+        .await
+        .unwrap();
 
     let (web_uid, web_ip) = pod_ip(&pods, "web").await;
     let (other_uid, other_ip) = pod_ip(&pods, "elsewhere").await;
     let (_, hostnet_ip) = pod_ip(&pods, "hostnet").await;
-    let shop_pod = wait_for("the deployment's pod", || async {
-        let list = pods
-            .list(&ListParams::default().labels("app=shop"))
-            .await
-            .ok()?;
-        list.items.first().map(|p| p.name_any())
-    })
-    .await;
+    let shop_pod = deployment_pod(&pods, "shop").await.name_any();
     let (_, shop_ip) = pod_ip(&pods, &shop_pod).await;
 
-    let config: K8sAttributesConfig = serde_json::from_value(json!({
+    let config = json!({
         "auth_type": "kubeConfig",
         "filter": {"node": mine},
         "wait_for_metadata": true,
@@ -201,23 +297,11 @@ async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
                          "k8s.deployment.name", "k8s.node.name", "k8s.replicaset.name"],
             "labels": [{"key": "team"}]
         }
-    }))
-    .unwrap();
-    let sink = CaptureSink::new();
-    let mut registry = prometheus_client::registry::Registry::default();
-    let (processor, task) = K8sAttributesProcessor::build(
-        &ComponentId::new("k8sattributes", None),
-        &config,
-        sink.clone(),
-        &mut registry,
-    )
-    .await
-    .expect("processor builds and syncs");
-    let shutdown = Shutdown::new();
-    let background = tokio::spawn(task.run(shutdown.clone()));
+    });
+    let running = Running::start(config, None, "processor builds and syncs").await;
 
     // By the peer address: the pod's metadata, and k8s.pod.ip from the connection.
-    let got = send(&processor, &sink, Some(web_ip), &[]).await;
+    let got = running.send(Some(web_ip), &[]).await;
     assert_eq!(got["k8s.pod.name"], "web");
     assert_eq!(got["k8s.pod.uid"], web_uid);
     assert_eq!(got["k8s.namespace.name"], ns_name);
@@ -227,35 +311,30 @@ async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
     assert!(got["k8s.pod.start_time"].ends_with('Z'), "{got:?}");
 
     // By uid, from any peer; existing attributes stay.
-    let got = send(
-        &processor,
-        &sink,
-        None,
-        &[("k8s.pod.uid", &web_uid), ("k8s.pod.name", "given")],
-    )
-    .await;
+    let got = running
+        .send(
+            None,
+            &[("k8s.pod.uid", &web_uid), ("k8s.pod.name", "given")],
+        )
+        .await;
     assert_eq!(got["k8s.pod.name"], "given");
     assert_eq!(got["k8s.namespace.name"], ns_name);
 
     // A pod on another node is never cached: neither its uid nor its IP match.
-    let got = send(&processor, &sink, None, &[("k8s.pod.uid", &other_uid)]).await;
+    let got = running.send(None, &[("k8s.pod.uid", &other_uid)]).await;
     assert!(!got.contains_key("k8s.pod.name"), "{got:?}");
     if other_ip != web_ip && other_ip != shop_ip {
-        let got = send(&processor, &sink, Some(other_ip), &[]).await;
+        let got = running.send(Some(other_ip), &[]).await;
         assert!(!got.contains_key("k8s.pod.name"), "{got:?}");
     }
 
     // A hostNetwork pod shares the node's IP: never matched by it.
-    let got = send(&processor, &sink, Some(hostnet_ip), &[]).await;
-    assert_ne!(
-        got.get("k8s.pod.name").map(String::as_str),
-        Some("hostnet"),
-        "{got:?}"
-    );
+    let got = running.send(Some(hostnet_ip), &[]).await;
+    assert_ne!(value(&got, "k8s.pod.name"), Some("hostnet"), "{got:?}");
 
     // The deployment's name comes from its ReplicaSet's owner.
     let got = wait_for("k8s.deployment.name", || async {
-        let got = send(&processor, &sink, Some(shop_ip), &[]).await;
+        let got = running.send(Some(shop_ip), &[]).await;
         got.contains_key("k8s.deployment.name").then_some(got)
     })
     .await;
@@ -271,8 +350,8 @@ async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
     .await
     .unwrap();
     wait_for("the new label", || async {
-        let got = send(&processor, &sink, Some(web_ip), &[]).await;
-        (got.get("k8s.pod.labels.team").map(String::as_str) == Some("blue")).then_some(())
+        let got = running.send(Some(web_ip), &[]).await;
+        (value(&got, "k8s.pod.labels.team") == Some("blue")).then_some(())
     })
     .await;
 
@@ -285,11 +364,11 @@ async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let got = send(&processor, &sink, None, &[("k8s.pod.uid", &web_uid)]).await;
-    assert_eq!(got.get("k8s.pod.name").map(String::as_str), Some("web"));
+    let got = running.send(None, &[("k8s.pod.uid", &web_uid)]).await;
+    assert_eq!(value(&got, "k8s.pod.name"), Some("web"));
 
     let mut metrics = String::new();
-    prometheus_client::encoding::text::encode(&mut metrics, &registry).unwrap();
+    prometheus_client::encoding::text::encode(&mut metrics, &running.registry).unwrap();
     assert!(
         metrics.contains("otelcol_otelsvc_k8s_pod_added_total"),
         "{metrics}"
@@ -304,16 +383,8 @@ async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
         .unwrap_or_default();
     assert!(deleted >= 1.0, "{metrics}");
 
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), background)
-        .await
-        .expect("background task stops on shutdown")
-        .unwrap()
-        .unwrap();
-    namespaces
-        .delete(&ns_name, &DeleteParams::default())
-        .await
-        .unwrap();
+    running.stop().await;
+    delete_namespace(&client, &ns_name).await;
 }
 
 #[tokio::test]
@@ -467,22 +538,8 @@ fn watch_errors(registry: &prometheus_client::registry::Registry) -> f64 {
 
 #[tokio::test]
 async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
-    let client = Client::try_default()
-        .await
-        .expect("KUBECONFIG names a reachable cluster");
-    let node = Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items[0]
-        .name_any();
-    let ns_name = format!("k8sattr-outage-{}", std::process::id());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": ns_name}})).unwrap();
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    let (client, ns_name) = client_and_namespace("k8sattr-outage").await;
+    let node = node_names(&client).await.remove(0);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns_name);
     let pp = PostParams::default();
     let before_uid = pods
@@ -494,8 +551,7 @@ async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
 
     let (kube_config, upstream) = api_server().await;
     let mut proxy = Proxy::start(upstream);
-    let proxied_client = through_proxy(kube_config, proxy.port);
-    let config: K8sAttributesConfig = serde_json::from_value(json!({
+    let config = json!({
         "filter": {"node": node},
         "wait_for_metadata": true,
         "pod_association": [{"sources": [{"from": "resource_attribute", "name": "k8s.pod.uid"}]}],
@@ -504,39 +560,21 @@ async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
                          "k8s.deployment.name"],
             "labels": [{"key": "team"}]
         }
-    }))
-    .unwrap();
-    let sink = CaptureSink::new();
-    let mut registry = prometheus_client::registry::Registry::default();
-    let (processor, task) = K8sAttributesProcessor::build_with_client(
-        &ComponentId::new("k8sattributes", None),
-        &config,
-        sink.clone(),
-        &mut registry,
-        proxied_client,
+    });
+    let client_via_proxy = through_proxy(kube_config, proxy.port);
+    let running = Running::start(
+        config,
+        Some(client_via_proxy),
+        "processor syncs through the proxy",
     )
-    .await
-    .expect("processor syncs through the proxy");
-    let shutdown = Shutdown::new();
-    let background = tokio::spawn(task.run(shutdown.clone()));
-    let send_guarded = |uid: String| {
-        let (processor, sink) = (&processor, &sink);
-        async move {
-            tokio::time::timeout(
-                HANG_GUARD,
-                send(processor, sink, None, &[("k8s.pod.uid", &uid)]),
-            )
-            .await
-            .expect("consume() returns while the API server is away")
-        }
-    };
-    let got = send_guarded(before_uid.clone()).await;
+    .await;
+    let got = running.send_uid_guarded(&before_uid).await;
     assert_eq!(got["k8s.pod.name"], "before");
     assert_eq!(got["k8s.pod.labels.team"], "red");
 
     // Outage: the watches lose their connections and cannot make new ones.
     proxy.cut().await;
-    let errors_before = watch_errors(&registry);
+    let errors_before = watch_errors(&running.registry);
     let during_uid = pods
         .create(&pp, &pod("during", &node, json!({"team": "green"}), false))
         .await
@@ -551,38 +589,22 @@ async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
     .await
     .unwrap();
     // Its pod's deployment name needs a ReplicaSet read, which only works after the outage.
-    let deployment: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": "late"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "late"}},
-            "template": {
-                "metadata": {"labels": {"app": "late"}},
-                "spec": {
-                    "nodeName": node,
-                    "containers": [{"name": "app", "image": "registry.example/late:1.0"}],
-                    "tolerations": [{"operator": "Exists"}]
-                }
-            }
-        }
-    }))
-    .unwrap();
     Api::<Deployment>::namespaced(client.clone(), &ns_name)
-        .create(&pp, &deployment)
+        .create(&pp, &deployment("late", &node, "registry.example/late:1.0"))
         .await
         .unwrap();
     // The processor notices (a failed reconnect is counted) ...
     wait_for("the pod watch to fail against the cut proxy", || async {
-        (watch_errors(&registry) > errors_before).then_some(())
+        (watch_errors(&running.registry) > errors_before).then_some(())
     })
     .await;
     // ... and meanwhile keeps enriching from the last known state, without blocking.
     for _ in 0..10 {
-        let got = send_guarded(before_uid.clone()).await;
+        let got = running.send_uid_guarded(&before_uid).await;
         assert_eq!(got["k8s.pod.name"], "before", "{got:?}");
         assert_eq!(got["k8s.namespace.name"], ns_name);
         assert_eq!(got["k8s.pod.labels.team"], "red", "the last known state");
-        let got = send_guarded(during_uid.clone()).await;
+        let got = running.send_uid_guarded(&during_uid).await;
         assert!(
             !got.contains_key("k8s.pod.name"),
             "a pod created during the outage cannot be known yet: {got:?}"
@@ -595,28 +617,21 @@ async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
     proxy.restore();
     let restored = std::time::Instant::now();
     wait_for("the pod created during the outage", || async {
-        let got = send_guarded(during_uid.clone()).await;
-        (got.get("k8s.pod.name").map(String::as_str) == Some("during")).then_some(())
+        let got = running.send_uid_guarded(&during_uid).await;
+        (value(&got, "k8s.pod.name") == Some("during")).then_some(())
     })
     .await;
     wait_for("the label changed during the outage", || async {
-        let got = send_guarded(before_uid.clone()).await;
-        (got.get("k8s.pod.labels.team").map(String::as_str) == Some("blue")).then_some(())
+        let got = running.send_uid_guarded(&before_uid).await;
+        (value(&got, "k8s.pod.labels.team") == Some("blue")).then_some(())
     })
     .await;
-    let late_uid = wait_for("the Deployment's pod", || async {
-        let list = pods
-            .list(&ListParams::default().labels("app=late"))
-            .await
-            .ok()?;
-        list.items.first()?.uid()
-    })
-    .await;
+    let late_uid = deployment_pod(&pods, "late").await.uid().unwrap();
     wait_for(
         "the deployment of a pod created during the outage",
         || async {
-            let got = send_guarded(late_uid.clone()).await;
-            (got.get("k8s.deployment.name").map(String::as_str) == Some("late")).then_some(())
+            let got = running.send_uid_guarded(&late_uid).await;
+            (value(&got, "k8s.deployment.name") == Some("late")).then_some(())
         },
     )
     .await;
@@ -624,43 +639,21 @@ async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
     println!(
         "TIMING k8sattributes catch-up after an API outage: {:.2}s ({} pod watch errors)",
         restored.elapsed().as_secs_f64(),
-        watch_errors(&registry)
+        watch_errors(&running.registry)
     );
-    let got = send_guarded(during_uid.clone()).await;
+    let got = running.send_uid_guarded(&during_uid).await;
     assert_eq!(got["k8s.pod.labels.team"], "green");
     assert_eq!(got["k8s.namespace.name"], ns_name);
 
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), background)
-        .await
-        .expect("background task stops on shutdown")
-        .unwrap()
-        .unwrap();
+    running.stop().await;
     proxy.cut().await;
-    namespaces
-        .delete(&ns_name, &DeleteParams::default())
-        .await
-        .unwrap();
+    delete_namespace(&client, &ns_name).await;
 }
 
 #[tokio::test]
 async fn without_wait_for_metadata_data_passes_until_the_api_server_is_reachable() {
-    let client = Client::try_default()
-        .await
-        .expect("KUBECONFIG names a reachable cluster");
-    let node = Api::<Node>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items[0]
-        .name_any();
-    let ns_name = format!("k8sattr-late-{}", std::process::id());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": ns_name}})).unwrap();
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    let (client, ns_name) = client_and_namespace("k8sattr-late").await;
+    let node = node_names(&client).await.remove(0);
     let uid = Api::<Pod>::namespaced(client.clone(), &ns_name)
         .create(
             &PostParams::default(),
@@ -675,59 +668,32 @@ async fn without_wait_for_metadata_data_passes_until_the_api_server_is_reachable
     let (kube_config, upstream) = api_server().await;
     let mut proxy = Proxy::start(upstream);
     proxy.cut().await;
-    let config: K8sAttributesConfig = serde_json::from_value(json!({
+    let config = json!({
         "filter": {"node": node},
         "pod_association": [{"sources": [{"from": "resource_attribute", "name": "k8s.pod.uid"}]}],
         "extract": {"metadata": ["k8s.pod.name"]}
-    }))
-    .unwrap();
-    let sink = CaptureSink::new();
-    let mut registry = prometheus_client::registry::Registry::default();
-    let (processor, task) = K8sAttributesProcessor::build_with_client(
-        &ComponentId::new("k8sattributes", None),
-        &config,
-        sink.clone(),
-        &mut registry,
-        through_proxy(kube_config, proxy.port),
+    });
+    let running = Running::start(
+        config,
+        Some(through_proxy(kube_config, proxy.port)),
+        "without wait_for_metadata, build does not need the API server",
     )
-    .await
-    .expect("without wait_for_metadata, build does not need the API server");
-    let shutdown = Shutdown::new();
-    let background = tokio::spawn(task.run(shutdown.clone()));
-    let send_guarded = || {
-        let (processor, sink, uid) = (&processor, &sink, &uid);
-        async move {
-            tokio::time::timeout(
-                HANG_GUARD,
-                send(processor, sink, None, &[("k8s.pod.uid", uid)]),
-            )
-            .await
-            .expect("consume() returns before the first sync")
-        }
-    };
+    .await;
     wait_for("the first list to fail", || async {
-        (watch_errors(&registry) > 0.0).then_some(())
+        (watch_errors(&running.registry) > 0.0).then_some(())
     })
     .await;
-    let got = send_guarded().await;
+    let got = running.send_uid_guarded(&uid).await;
     assert!(!got.contains_key("k8s.pod.name"), "not synced: {got:?}");
 
     proxy.restore();
     wait_for("the pod after the first successful list", || async {
-        let got = send_guarded().await;
-        (got.get("k8s.pod.name").map(String::as_str) == Some("early")).then_some(())
+        let got = running.send_uid_guarded(&uid).await;
+        (value(&got, "k8s.pod.name") == Some("early")).then_some(())
     })
     .await;
 
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), background)
-        .await
-        .expect("background task stops on shutdown")
-        .unwrap()
-        .unwrap();
+    running.stop().await;
     proxy.cut().await;
-    namespaces
-        .delete(&ns_name, &DeleteParams::default())
-        .await
-        .unwrap();
+    delete_namespace(&client, &ns_name).await;
 }
