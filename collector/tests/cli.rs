@@ -34,6 +34,23 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// GOOD with `compression`, written to `dir/name`.
+fn good(dir: &Path, name: &str, compression: &str) -> PathBuf {
+    write(dir, name, &GOOD.replace("COMPRESSION", compression))
+}
+
+/// A config file that adds a health_check extension on `endpoint`.
+fn health_check(dir: &Path, endpoint: &str) -> PathBuf {
+    write(
+        dir,
+        "health.yaml",
+        &format!(
+            "extensions:\n  health_check: {{endpoint: \"{endpoint}\"}}\n\
+             service:\n  extensions: [health_check]\n"
+        ),
+    )
+}
+
 fn kotelcol(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(args).env_remove("KOTEL_CLI_COMPRESSION");
@@ -43,16 +60,36 @@ fn kotelcol(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+/// `--config FILE` for each of `files`.
+fn config_args<'a>(files: &[&'a Path]) -> Vec<&'a str> {
+    files
+        .iter()
+        .flat_map(|f| ["--config", f.to_str().unwrap()])
+        .collect()
+}
+
 fn validate(files: &[&Path], env: &[(&str, &str)]) -> Output {
     let mut args = vec!["validate"];
-    for f in files {
-        args.extend(["--config", f.to_str().unwrap()]);
-    }
+    args.extend(config_args(files));
     kotelcol(&args, env)
 }
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_succeeds(out: &Output) {
+    assert!(out.status.success(), "{}", stderr(out));
+}
+
+/// The command failed and its stderr names `what`.
+fn assert_fails_naming(out: &Output, what: &str) {
+    assert!(!out.status.success(), "{}", stderr(out));
+    assert!(
+        stderr(out).contains(what),
+        "{what:?} missing from:\n{}",
+        stderr(out)
+    );
 }
 
 #[test]
@@ -99,21 +136,16 @@ service:
 #[test]
 fn validate_accepts_a_good_config() {
     let dir = tempfile::tempdir().unwrap();
-    let good = write(
-        dir.path(),
-        "good.yaml",
-        &GOOD.replace("COMPRESSION", "gzip"),
-    );
+    let good = good(dir.path(), "good.yaml", "gzip");
     let out = validate(&[&good], &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_succeeds(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
 }
 
 #[test]
 fn validate_fails_on_a_missing_file() {
     let out = validate(&[Path::new("/nonexistent/kotelcol.yaml")], &[]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("/nonexistent/kotelcol.yaml"));
+    assert_fails_naming(&out, "/nonexistent/kotelcol.yaml");
 }
 
 #[test]
@@ -147,47 +179,28 @@ fn components_lists_what_is_built_in() {
 #[test]
 fn later_config_files_win() {
     let dir = tempfile::tempdir().unwrap();
-    let base = write(
-        dir.path(),
-        "base.yaml",
-        &GOOD.replace("COMPRESSION", "brotli"),
-    );
+    let base = good(dir.path(), "base.yaml", "brotli");
     let fix = write(
         dir.path(),
         "fix.yaml",
         "exporters:\n  otlp:\n    compression: zstd\n",
     );
-    let out = validate(&[&base, &fix], &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_succeeds(&validate(&[&base, &fix], &[]));
     let out = validate(&[&fix, &base], &[]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("exporters.otlp.compression"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails_naming(&out, "exporters.otlp.compression");
 }
 
 #[test]
 fn inline_yaml_uses_upstreams_key_paths() {
     let dir = tempfile::tempdir().unwrap();
-    let base = write(
-        dir.path(),
-        "base.yaml",
-        &GOOD.replace("COMPRESSION", "brotli"),
-    );
+    let base = good(dir.path(), "base.yaml", "brotli");
     let base = base.to_str().unwrap();
     let fix = "yaml:exporters::otlp::compression: zstd";
     let out = kotelcol(&["validate", "--config", base, "--config", fix], &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_succeeds(&out);
     // --config is global: it may come before the subcommand too.
     let out = kotelcol(&["--config", fix, "--config", base, "validate"], &[]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("exporters.otlp.compression"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails_naming(&out, "exporters.otlp.compression");
 }
 
 #[test]
@@ -197,32 +210,22 @@ fn env_and_default_configs() {
         &["validate", "--config", "env:KOTEL_CLI_CONFIG"],
         &[("KOTEL_CLI_CONFIG", &good)],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_succeeds(&out);
     let out = kotelcol(&["validate", "--config", "env:KOTEL_CLI_UNSET_CONFIG"], &[]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("KOTEL_CLI_UNSET_CONFIG"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails_naming(&out, "KOTEL_CLI_UNSET_CONFIG");
     // Without --config the embedded default is what runs; it must be valid.
-    let out = kotelcol(&["validate"], &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_succeeds(&kotelcol(&["validate"], &[]));
 }
 
 #[test]
 fn env_references_expand_with_defaults() {
     let dir = tempfile::tempdir().unwrap();
-    let f = write(
-        dir.path(),
-        "env.yaml",
-        &GOOD.replace("COMPRESSION", "${env:KOTEL_CLI_COMPRESSION:-gzip}"),
-    );
+    let f = good(dir.path(), "env.yaml", "${env:KOTEL_CLI_COMPRESSION:-gzip}");
     let out = validate(&[&f], &[]);
     assert!(out.status.success(), "default not used: {}", stderr(&out));
+    // The variable's value is used, and brotli is refused.
     let out = validate(&[&f], &[("KOTEL_CLI_COMPRESSION", "brotli")]);
-    assert!(!out.status.success(), "variable not used");
-    assert!(stderr(&out).contains("brotli"), "{}", stderr(&out));
+    assert_fails_naming(&out, "brotli");
 }
 
 /// Kills the child if the test fails before its SIGTERM.
@@ -238,24 +241,14 @@ impl Drop for Child {
 #[test]
 fn runs_merged_configs_with_env_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let base = write(
-        dir.path(),
-        "base.yaml",
-        &GOOD.replace("COMPRESSION", "gzip"),
-    );
-    let health = write(
-        dir.path(),
-        "health.yaml",
-        "extensions:\n  health_check: {endpoint: \"${env:KOTEL_CLI_HEALTH}\"}\n\
-         service:\n  extensions: [health_check]\n",
-    );
+    let base = good(dir.path(), "base.yaml", "gzip");
+    let health = health_check(dir.path(), "${env:KOTEL_CLI_HEALTH}");
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
     let child = Command::new(BIN)
-        .args(["--config", base.to_str().unwrap()])
-        .args(["--config", health.to_str().unwrap()])
+        .args(config_args(&[&base, &health]))
         .env("KOTEL_CLI_HEALTH", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -311,29 +304,8 @@ fn a_port_in_use_fails_the_run_with_its_component() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
-    let base = write(
-        dir.path(),
-        "base.yaml",
-        &GOOD.replace("COMPRESSION", "gzip"),
-    );
-    let health = write(
-        dir.path(),
-        "health.yaml",
-        &format!(
-            "extensions:\n  health_check: {{endpoint: \"127.0.0.1:{port}\"}}\n\
-             service:\n  extensions: [health_check]\n"
-        ),
-    );
-    let out = Command::new(BIN)
-        .args(["--config", base.to_str().unwrap()])
-        .args(["--config", health.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("extensions.health_check"),
-        "{}",
-        stderr(&out)
-    );
+    let base = good(dir.path(), "base.yaml", "gzip");
+    let health = health_check(dir.path(), &format!("127.0.0.1:{port}"));
+    let out = kotelcol(&config_args(&[&base, &health]), &[]);
+    assert_fails_naming(&out, "extensions.health_check");
 }
