@@ -5,25 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
-use common::Sink;
-use kotel_pipeline::Signal;
+use common::{Process, Sink, trace_request};
 use kotel_pipeline::proto::collector::trace::v1::trace_service_client::TraceServiceClient;
-use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use kotel_pipeline::{ExportTraceServiceRequest, Payload};
-
-/// Kills the child however the test ends.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.0.to_string()])
-            .status();
-    }
-}
+use kotel_pipeline::proto::trace::v1::Span;
+use kotel_pipeline::{Payload, Signal};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kotelcol_starts_with_k8sattributes_and_an_unreachable_api_server() {
@@ -82,57 +67,20 @@ service:
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kotelcol"))
-        .arg("--config")
-        .arg(&config)
-        .env("KUBECONFIG", &kubeconfig)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let _guard = KillOnDrop(child.id());
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let log = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("listening")
-                && let Some(a) = line.split("addr=").nth(1)
-            {
-                let _ = addr_tx.send(a.split_whitespace().next().unwrap().to_string());
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    // The channel closes when kotelcol exits (its stderr ends) without having listened.
-    let Ok(addr) = addr_rx.recv_timeout(std::time::Duration::from_secs(60)) else {
-        let _ = child.kill();
-        let lines = log.join().unwrap();
-        panic!(
-            "kotelcol never listened; its log ends:\n{}",
-            lines[lines.len().saturating_sub(20)..].join("\n")
-        );
-    };
+    let mut kotelcol = Process::spawn(&config, &[("KUBECONFIG", kubeconfig.as_os_str())]);
+    let addr = kotelcol.listening_addr();
 
     let mut traces = TraceServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
+    let span = Span {
+        trace_id: vec![1; 16],
+        span_id: vec![1; 8],
+        name: "before-any-sync".into(),
+        ..Default::default()
+    };
     traces
-        .export(ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![Span {
-                        trace_id: vec![1; 16],
-                        span_id: vec![1; 8],
-                        name: "before-any-sync".into(),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        })
+        .export(trace_request(vec![span]))
         .await
         .expect("the processor does not wait for the API server");
     sink.wait_for("the span", |got| !got.is_empty()).await;
@@ -151,8 +99,5 @@ service:
         !keys.contains(&"k8s.pod.name"),
         "nothing synced, so nothing to add: {keys:?}"
     );
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "kotelcol keeps running"
-    );
+    assert!(kotelcol.is_running(), "kotelcol keeps running");
 }

@@ -4,26 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
-use common::Sink;
+use common::{Process, Sink, trace_request};
 use kotel_pipeline::proto::collector::logs::v1::logs_service_client::LogsServiceClient;
 use kotel_pipeline::proto::collector::trace::v1::trace_service_client::TraceServiceClient;
 use kotel_pipeline::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use kotel_pipeline::{ExportLogsServiceRequest, ExportTraceServiceRequest, Signal};
-
-/// Kills the child if the test fails before its SIGTERM.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.0.to_string()])
-            .status();
-    }
-}
+use kotel_pipeline::proto::trace::v1::Span;
+use kotel_pipeline::{ExportLogsServiceRequest, Signal};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flushes_what_was_accepted() {
@@ -57,31 +43,8 @@ service:
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kotelcol"))
-        .arg("--config")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let guard = KillOnDrop(child.id());
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let log = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("listening")
-                && let Some(a) = line.split("addr=").nth(1)
-            {
-                let _ = addr_tx.send(a.split_whitespace().next().unwrap().to_string());
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    let addr = addr_rx
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .expect("kotelcol logs its listening address");
+    let mut kotelcol = Process::spawn(&config, &[]);
+    let addr = kotelcol.listening_addr();
 
     let mut traces = TraceServiceClient::connect(format!("http://{addr}"))
         .await
@@ -90,26 +53,13 @@ service:
         .await
         .unwrap();
     for i in 0..10u8 {
-        traces
-            .export(ExportTraceServiceRequest {
-                resource_spans: vec![ResourceSpans {
-                    scope_spans: vec![ScopeSpans {
-                        spans: vec![
-                            Span {
-                                trace_id: vec![i + 1; 16],
-                                span_id: vec![1; 8],
-                                name: "before-sigterm".into(),
-                                ..Default::default()
-                            };
-                            7
-                        ],
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-            })
-            .await
-            .unwrap();
+        let span = Span {
+            trace_id: vec![i + 1; 16],
+            span_id: vec![1; 8],
+            name: "before-sigterm".into(),
+            ..Default::default()
+        };
+        traces.export(trace_request(vec![span; 7])).await.unwrap();
         logs.export(ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
                 scope_logs: vec![ScopeLogs {
@@ -124,16 +74,7 @@ service:
     }
     assert_eq!(sink.items(Signal::Traces).await, 0, "still batched");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::mem::forget(guard);
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    let lines = log.join().unwrap();
+    let (exit, lines) = kotelcol.sigterm().await;
     assert!(exit.success(), "kotelcol exited with {exit}: {lines:#?}");
     assert_eq!(sink.items(Signal::Traces).await, 70);
     assert_eq!(sink.items(Signal::Logs).await, 30);

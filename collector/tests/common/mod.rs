@@ -1,8 +1,12 @@
-//! Test harness: a kotelcol service in-process, a capture sink that is a real OTLP gRPC server,
-//! and helpers to read the collector's /metrics.
+//! Test harness: a kotelcol service in-process or the binary as a child process, a capture sink
+//! that is a real OTLP gRPC server, helpers to read the collector's /metrics, and requests.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -20,6 +24,7 @@ use kotel_pipeline::proto::collector::trace::v1::ExportTraceServiceResponse;
 use kotel_pipeline::proto::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
+use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use kotel_pipeline::{
     ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Payload,
     Shutdown,
@@ -200,6 +205,112 @@ impl Collector {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }
+}
+
+/// The kotelcol binary as a child process, its stderr read line by line; killed when dropped
+/// unless stopped with [`Process::sigterm`].
+pub struct Process {
+    child: Option<std::process::Child>,
+    listening: std::sync::mpsc::Receiver<String>,
+    log: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Process {
+    /// Runs `kotelcol --config <config>` with `env` added to its environment.
+    pub fn spawn(config: &Path, env: &[(&str, &OsStr)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kotelcol"))
+            .arg("--config")
+            .arg(config)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (addr_tx, listening) = std::sync::mpsc::channel();
+        let log = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("listening")
+                    && let Some(a) = line.split("addr=").nth(1)
+                {
+                    let _ = addr_tx.send(a.split_whitespace().next().unwrap().to_string());
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        Self {
+            child: Some(child),
+            listening,
+            log: Some(log),
+        }
+    }
+
+    /// The address of the first receiver kotelcol logs as listening. Panics with the end of its
+    /// log if it exits first, or after a minute (a liveness bound only).
+    pub fn listening_addr(&mut self) -> String {
+        // The channel closes when kotelcol exits (its stderr ends) without having listened.
+        if let Ok(addr) = self.listening.recv_timeout(Duration::from_secs(60)) {
+            return addr;
+        }
+        let _ = self.child.as_mut().unwrap().kill();
+        let lines = self.log.take().unwrap().join().unwrap();
+        panic!(
+            "kotelcol never listened; its log ends:\n{}",
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        );
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().unwrap().try_wait().unwrap().is_none()
+    }
+
+    /// Sends SIGTERM and waits for the exit: its status, and every line kotelcol logged.
+    pub async fn sigterm(mut self) -> (ExitStatus, Vec<String>) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let (mut child, log) = (self.child.take().unwrap(), self.log.take().unwrap());
+        tokio::task::spawn_blocking(move || (child.wait().unwrap(), log.join().unwrap()))
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A trace request of one resource and one scope holding `spans`.
+pub fn trace_request(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Every span in the trace payloads of `payloads`.
+pub fn spans_in(payloads: &[Payload]) -> impl Iterator<Item = &Span> {
+    payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::Traces(r) => Some(r),
+            _ => None,
+        })
+        .flat_map(|r| &r.resource_spans)
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
 }
 
 /// A config: OTLP in (gRPC and HTTP on free ports) → `processors` → otlp exporter to `sink`.
