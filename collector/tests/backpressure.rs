@@ -8,41 +8,28 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
-use common::{Collector, Sink, config};
+use common::{Collector, Sink, config, spans_in, trace_request};
 use kotel_pipeline::proto::collector::trace::v1::trace_service_client::TraceServiceClient;
-use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use kotel_pipeline::proto::trace::v1::Span;
 use kotel_pipeline::{ExportTraceServiceRequest, Payload};
 use kotelcol::rpc_status::Status;
 use prost::Message;
 
 fn request(first: u32, n: u32) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: (first..first + n)
-                    .map(|i| Span {
-                        trace_id: [i.to_be_bytes().as_slice(), &[1; 12]].concat(),
-                        span_id: vec![2; 8],
-                        name: format!("span-{i}"),
-                        ..Default::default()
-                    })
-                    .collect(),
+    trace_request(
+        (first..first + n)
+            .map(|i| Span {
+                trace_id: [i.to_be_bytes().as_slice(), &[1; 12]].concat(),
+                span_id: vec![2; 8],
+                name: format!("span-{i}"),
                 ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+            })
+            .collect(),
+    )
 }
 
 fn ids(ps: &[Payload]) -> BTreeSet<u32> {
-    ps.iter()
-        .filter_map(|p| match p {
-            Payload::Traces(r) => Some(r),
-            _ => None,
-        })
-        .flat_map(|r| &r.resource_spans)
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
+    spans_in(ps)
         .map(|s| u32::from_be_bytes(s.trace_id[..4].try_into().unwrap()))
         .collect()
 }

@@ -6,11 +6,11 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Collector, Sink};
+use common::{Collector, Sink, trace_request};
 use kotel_config::{Config, ExtensionConfig};
 use kotel_pipeline::Shutdown;
 use kotel_pipeline::proto::collector::trace::v1::trace_service_client::TraceServiceClient;
-use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use kotel_pipeline::proto::trace::v1::Span;
 use kotel_pipeline::{ExportTraceServiceRequest, Signal};
 use kotelcol::extensions::health_check::{self, Readiness};
 use kotelcol::net::{self, Protocol};
@@ -134,18 +134,10 @@ async fn running_service_is_healthy_then_unhealthy_while_shutting_down() {
 }
 
 fn one_span() -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span {
-                    trace_id: vec![1; 16],
-                    span_id: vec![2; 8],
-                    name: "s".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    trace_request(vec![Span {
+        trace_id: vec![1; 16],
+        span_id: vec![2; 8],
+        name: "s".into(),
+        ..Default::default()
+    }])
 }

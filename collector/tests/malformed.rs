@@ -7,30 +7,24 @@ mod common;
 
 use std::io::Write;
 
-use common::{Collector, Sink};
+use common::{Collector, Sink, trace_request};
 use kotel_pipeline::ExportTraceServiceRequest;
 use kotel_pipeline::proto::collector::trace::v1::trace_service_client::TraceServiceClient;
-use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use kotel_pipeline::proto::trace::v1::Span;
 use kotelcol::rpc_status::Status;
 use prost::Message;
 
 fn traces(n: usize, name_len: usize) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: (0..n)
-                    .map(|i| Span {
-                        trace_id: vec![7; 16],
-                        span_id: vec![(i % 250) as u8 + 1; 8],
-                        name: "x".repeat(name_len),
-                        ..Default::default()
-                    })
-                    .collect(),
+    trace_request(
+        (0..n)
+            .map(|i| Span {
+                trace_id: vec![7; 16],
+                span_id: vec![(i % 250) as u8 + 1; 8],
+                name: "x".repeat(name_len),
                 ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+            })
+            .collect(),
+    )
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

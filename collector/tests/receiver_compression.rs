@@ -3,30 +3,24 @@
 
 mod common;
 
-use common::{Collector, Sink, config};
+use common::{Collector, Sink, config, spans_in, trace_request};
 use kotel_pipeline::proto::collector::trace::v1::trace_service_client::TraceServiceClient;
-use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use kotel_pipeline::proto::trace::v1::Span;
 use kotel_pipeline::{ExportTraceServiceRequest, Payload, Signal};
 use prost::Message;
 use tonic::codec::CompressionEncoding;
 
 fn spans(name: &str, n: usize) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: (0..n)
-                    .map(|i| Span {
-                        trace_id: vec![9; 16],
-                        span_id: vec![i as u8 + 1; 8],
-                        name: name.into(),
-                        ..Default::default()
-                    })
-                    .collect(),
+    trace_request(
+        (0..n)
+            .map(|i| Span {
+                trace_id: vec![9; 16],
+                span_id: vec![i as u8 + 1; 8],
+                name: name.into(),
                 ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+            })
+            .collect(),
+    )
 }
 
 async fn post_zstd(url: String, content_type: &str, body: &[u8]) -> u16 {
@@ -93,18 +87,7 @@ async fn zstd_and_gzip_requests_are_accepted() {
     .await;
     assert_eq!(sink.items(Signal::Traces).await, 9);
     assert_eq!(sink.items(Signal::Logs).await, 2);
-    let names: Vec<String> = sink
-        .received
-        .lock()
-        .await
-        .iter()
-        .filter_map(|p| match p {
-            Payload::Traces(r) => Some(r),
-            _ => None,
-        })
-        .flat_map(|r| &r.resource_spans)
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
+    let names: Vec<String> = spans_in(&sink.received.lock().await)
         .map(|s| s.name.clone())
         .collect();
     for name in ["http-zstd-proto", "grpc-Zstd", "grpc-Gzip"] {
