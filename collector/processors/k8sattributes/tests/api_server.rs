@@ -61,6 +61,23 @@ fn pod(name: &str, node: &str, labels: serde_json::Value, host_network: bool) ->
     .unwrap()
 }
 
+/// Creates `pod`; returns its uid.
+async fn create_pod(pods: &Api<Pod>, pod: Pod) -> String {
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap()
+}
+
+/// Sets pod `name`'s label team=`team`.
+async fn set_team(pods: &Api<Pod>, name: &str, team: &str) {
+    let labels = json!({"metadata": {"labels": {"team": team}}});
+    pods.patch(name, &PatchParams::default(), &Patch::Merge(labels))
+        .await
+        .unwrap();
+}
+
 async fn pod_ip(pods: &Api<Pod>, name: &str) -> (String, IpAddr) {
     wait_for(&format!("pod {name} to get an IP"), || async {
         let p = pods.get(name).await.ok()?;
@@ -259,22 +276,18 @@ async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
     let (mine, other) = (nodes[0].clone(), nodes[1].clone());
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns_name);
-    let pp = PostParams::default();
-
-    pods.create(&pp, &pod("web", &mine, json!({"team": "red"}), false))
-        .await
-        .unwrap();
-    pods.create(
-        &pp,
-        &pod("elsewhere", &other, json!({"team": "red"}), false),
+    create_pod(&pods, pod("web", &mine, json!({"team": "red"}), false)).await;
+    create_pod(
+        &pods,
+        pod("elsewhere", &other, json!({"team": "red"}), false),
     )
-    .await
-    .unwrap();
-    pods.create(&pp, &pod("hostnet", &mine, json!({}), true))
-        .await
-        .unwrap();
+    .await;
+    create_pod(&pods, pod("hostnet", &mine, json!({}), true)).await;
     Api::<Deployment>::namespaced(client.clone(), &ns_name)
-        .create(&pp, &deployment("shop", &mine, "registry.example/shop:2.0"))
+        .create(
+            &PostParams::default(),
+            &deployment("shop", &mine, "registry.example/shop:2.0"),
+        )
         .await
         .unwrap();
 
@@ -342,13 +355,7 @@ async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
     assert!(got["k8s.replicaset.name"].starts_with("shop-"), "{got:?}");
 
     // Relabelled: the new value arrives through the watch.
-    pods.patch(
-        "web",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"team": "blue"}}})),
-    )
-    .await
-    .unwrap();
+    set_team(&pods, "web", "blue").await;
     wait_for("the new label", || async {
         let got = running.send(Some(web_ip), &[]).await;
         (value(&got, "k8s.pod.labels.team") == Some("blue")).then_some(())
@@ -541,13 +548,7 @@ async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
     let (client, ns_name) = client_and_namespace("k8sattr-outage").await;
     let node = node_names(&client).await.remove(0);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns_name);
-    let pp = PostParams::default();
-    let before_uid = pods
-        .create(&pp, &pod("before", &node, json!({"team": "red"}), false))
-        .await
-        .unwrap()
-        .uid()
-        .unwrap();
+    let before_uid = create_pod(&pods, pod("before", &node, json!({"team": "red"}), false)).await;
 
     let (kube_config, upstream) = api_server().await;
     let mut proxy = Proxy::start(upstream);
@@ -575,22 +576,14 @@ async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
     // Outage: the watches lose their connections and cannot make new ones.
     proxy.cut().await;
     let errors_before = watch_errors(&running.registry);
-    let during_uid = pods
-        .create(&pp, &pod("during", &node, json!({"team": "green"}), false))
-        .await
-        .unwrap()
-        .uid()
-        .unwrap();
-    pods.patch(
-        "before",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"team": "blue"}}})),
-    )
-    .await
-    .unwrap();
+    let during_uid = create_pod(&pods, pod("during", &node, json!({"team": "green"}), false)).await;
+    set_team(&pods, "before", "blue").await;
     // Its pod's deployment name needs a ReplicaSet read, which only works after the outage.
     Api::<Deployment>::namespaced(client.clone(), &ns_name)
-        .create(&pp, &deployment("late", &node, "registry.example/late:1.0"))
+        .create(
+            &PostParams::default(),
+            &deployment("late", &node, "registry.example/late:1.0"),
+        )
         .await
         .unwrap();
     // The processor notices (a failed reconnect is counted) ...
@@ -654,15 +647,8 @@ async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
 async fn without_wait_for_metadata_data_passes_until_the_api_server_is_reachable() {
     let (client, ns_name) = client_and_namespace("k8sattr-late").await;
     let node = node_names(&client).await.remove(0);
-    let uid = Api::<Pod>::namespaced(client.clone(), &ns_name)
-        .create(
-            &PostParams::default(),
-            &pod("early", &node, json!({"team": "red"}), false),
-        )
-        .await
-        .unwrap()
-        .uid()
-        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns_name);
+    let uid = create_pod(&pods, pod("early", &node, json!({"team": "red"}), false)).await;
 
     // The API server is unreachable from the start: the first list fails and is retried.
     let (kube_config, upstream) = api_server().await;
