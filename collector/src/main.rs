@@ -5,6 +5,11 @@ use clap::Parser;
 use kotelcol::cli::{self, Cli, Command, LoadError};
 use kotelcol::service::{DEFAULT_SHUTDOWN_DEADLINE, Service};
 
+// Telemetry is many short-lived allocations across threads: mimalloc spends far less CPU on them
+// than glibc's malloc (which took ~22% of the OTLP pass-through's CPU in a profile).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     // Two rustls backends are linked (ring for kube and tonic, aws-lc-rs for reqwest), so rustls
     // cannot pick a process default itself; every TLS client here should use ring.
