@@ -11,9 +11,6 @@ use kotelcol::service::{DEFAULT_SHUTDOWN_DEADLINE, Service};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    // Two rustls backends are linked (ring for kube and tonic, aws-lc-rs for reqwest), so rustls
-    // cannot pick a process default itself; every TLS client here should use ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Components) => {

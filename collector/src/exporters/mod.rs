@@ -230,13 +230,8 @@ impl QueuedExporter {
             let Some(job) = job else { break };
             room.add_permits(job.cost as usize);
             self.update_queue_gauge();
-            if self.stages.abort.is_cancelled() {
-                // Past the deadline no new attempt starts: the rest of the queue is dropped.
-                let err = SendError::retryable("not sent before the shutdown deadline");
-                let _ = self.give_up(&job.request, "shutdown deadline reached", err);
-            } else {
-                let _ = self.send_with_retry(&job.request).await;
-            }
+            // Past the abort, send_with_retry drops it at once: the rest of the queue goes too.
+            let _ = self.send_with_retry(&job.request).await;
             self.ledger.sub(job.request.body.len());
         }
     }
@@ -255,13 +250,15 @@ impl QueuedExporter {
         let start = Instant::now();
         let mut backoff = retry::Backoff::new(&self.policy.retry);
         loop {
-            // An attempt in flight at the abort is abandoned: the deadline beats the timeout.
+            // Past the abort no attempt starts, and one in flight is abandoned: the deadline
+            // beats the timeout. `biased` checks the abort first.
             let attempt = tokio::select! {
-                a = tokio::time::timeout(self.policy.timeout, self.sender.send(request)) => a,
+                biased;
                 _ = self.stages.abort.cancelled() => {
-                    let err = SendError::retryable("no answer before the shutdown deadline");
+                    let err = SendError::retryable("not sent before the shutdown deadline");
                     return self.give_up(request, "shutdown deadline reached", err);
                 }
+                a = tokio::time::timeout(self.policy.timeout, self.sender.send(request)) => a,
             };
             let err = match attempt {
                 Ok(Ok(())) => {
@@ -274,18 +271,19 @@ impl QueuedExporter {
                     self.policy.timeout
                 )),
             };
-            let give_up = |reason: &str, err: SendError| self.give_up(request, reason, err);
             let throttle = match &err {
-                SendError::Permanent(_) => return give_up("not retryable error", err),
+                SendError::Permanent(_) => {
+                    return self.give_up(request, "not retryable error", err);
+                }
                 SendError::Retryable { throttle, .. } => *throttle,
             };
             if !self.policy.retry.enabled {
-                return give_up("retry_on_failure is disabled", err);
+                return self.give_up(request, "retry_on_failure is disabled", err);
             }
             let delay = backoff.next_delay().max(throttle.unwrap_or_default());
             let max = self.policy.retry.max_elapsed_time;
             if !max.is_zero() && start.elapsed() + delay > max {
-                return give_up("max_elapsed_time reached", err);
+                return self.give_up(request, "max_elapsed_time reached", err);
             }
             tracing::warn!(
                 exporter = %self.name,
@@ -295,7 +293,9 @@ impl QueuedExporter {
             );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = self.stages.abort.cancelled() => return give_up("shutdown deadline reached", err),
+                _ = self.stages.abort.cancelled() => {
+                    return self.give_up(request, "shutdown deadline reached", err);
+                }
             }
         }
     }

@@ -199,9 +199,10 @@ impl K8sAttributesProcessor {
 
 async fn make_client(s: &Settings) -> Result<kube::Client, Error> {
     let path = format!("processors.{}", s.id);
-    // kube's TLS config uses rustls' process-wide provider, which rustls cannot choose by itself
-    // when a binary links both ring and aws-lc-rs (kotelcol does: reqwest brings aws-lc-rs), and
-    // then panics. Choose ring, as the workspace does, unless the binary has chosen already.
+    // kube's TLS config is the only one in kotelcol built on rustls' process-wide provider (the
+    // others name theirs), and rustls cannot choose that provider itself when a binary links both
+    // ring and aws-lc-rs (kotelcol does: reqwest brings aws-lc-rs); kube then panics. Choose ring,
+    // as the workspace does, unless the binary has chosen already.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = match s.auth {
         Auth::ServiceAccount => kube::Config::incluster().map_err(|source| Error::InCluster {
