@@ -42,16 +42,33 @@ images: ## Build the container images (needs Docker)
 	docker build -f collector/Dockerfile -t kotelcol:dev .
 
 .PHONY: e2e-tools
-e2e-tools: ## Build the e2e control plane (kube-apiserver, controller-manager, scheduler, etcd, kwok, helm) into the cache
+e2e-tools: ## Build the e2e control plane and kubelet (and etcd, kwok, helm) into the cache; install containerd, runc, CNI plugins
+	bash e2e/scripts/node-deps.sh
 	bash e2e/scripts/build-tools.sh
 
 .PHONY: cluster-up
-cluster-up: ## Start a local control plane with fake nodes; kubeconfig at .e2e/kubeconfig
+cluster-up: ## Start a local control plane with fake nodes and the real node; kubeconfig at .e2e/kubeconfig
 	bash e2e/scripts/cluster-up.sh
 
 .PHONY: cluster-down
-cluster-down: ## Stop everything cluster-up started
+cluster-down: ## Stop everything cluster-up started, the real node included
 	bash e2e/scripts/cluster-down.sh
+
+.PHONY: node-up
+node-up: ## Start the real node (containerd + kubelet as node 127.0.0.1) in the running local cluster
+	bash e2e/scripts/node-up.sh
+
+.PHONY: node-down
+node-down: ## Remove the real node: pods, processes, mounts, cgroups, network, files
+	bash e2e/scripts/node-down.sh
+
+.PHONY: image-archives
+image-archives: ## Pack the release binaries into image archives (target/images/*.tar), no Docker needed
+	bash e2e/scripts/images.sh
+
+.PHONY: demo
+demo: ## The whole path live: cluster with a real node, operator, examples, workloads, a summary of what arrives; Ctrl-C cleans up
+	bash e2e/scripts/demo.sh
 
 .PHONY: e2e
 e2e: ## End-to-end suite against KUBECONFIG (starts the local control plane when KUBECONFIG is unset)

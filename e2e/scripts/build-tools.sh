@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the e2e control plane's tools from pinned Go modules into a cache directory keyed by
 # version, skipping whatever is already there:
-#   $KOTEL_E2E_CACHE/k8s-v<ver>/{kube-apiserver,kube-controller-manager,kube-scheduler[,kubectl]}
+#   $KOTEL_E2E_CACHE/k8s-v<ver>/{kube-apiserver,kube-controller-manager,kube-scheduler,kubelet[,kubectl]}
 #   $KOTEL_E2E_CACHE/etcd-v<ver>/etcd   $KOTEL_E2E_CACHE/kwok-v<ver>/kwok   $KOTEL_E2E_CACHE/helm-v<ver>/helm
 # Needs only the Go toolchain (>= 1.26 for helm/etcd as pinned) and the Go module proxy.
 # kubectl is built too when no kubectl >= 1.30 is on PATH (or E2E_BUILD_KUBECTL=1).
@@ -71,7 +71,7 @@ build_k8s() {
     ld+=" -X $p.gitCommit=0000000000000000000000000000000000000000 -X $p.buildDate=$date"
   done
   mkdir -p "$out"
-  local c bins=(kube-apiserver kube-controller-manager kube-scheduler)
+  local c bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
   [[ $want_kubectl == 1 ]] && bins+=(kubectl)
   for c in "${bins[@]}"; do
     [[ -x $out/$c ]] && continue
@@ -115,7 +115,8 @@ build_helm() {
 }
 
 k8s_done() {
-  [[ -x $E2E_K8S_BIN/kube-apiserver && -x $E2E_K8S_BIN/kube-controller-manager && -x $E2E_K8S_BIN/kube-scheduler ]] \
+  [[ -x $E2E_K8S_BIN/kube-apiserver && -x $E2E_K8S_BIN/kube-controller-manager && -x $E2E_K8S_BIN/kube-scheduler \
+     && -x $E2E_K8S_BIN/kubelet ]] \
     && { [[ $want_kubectl == 0 ]] || [[ -x $E2E_K8S_BIN/kubectl ]]; }
 }
 

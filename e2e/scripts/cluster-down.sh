@@ -19,6 +19,8 @@ stop() {
   rm -f "$f"
 }
 
+# The real node first: its kubelet needs the API server to leave cleanly.
+bash "$(dirname "$0")/node-down.sh"
 for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$c"; done
 rm -rf "$E2E_DIR/etcd"
 e2e_log "cluster down"

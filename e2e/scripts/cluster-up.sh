@@ -72,6 +72,7 @@ all_alive=1 any_alive=0
 for c in "${COMPONENTS[@]}"; do if alive "$c"; then any_alive=1; else all_alive=0; fi; done
 if [[ $all_alive == 1 && -n $KUBECTL ]] && kc get --raw /readyz >/dev/null 2>&1; then
   e2e_log "cluster already up (kubeconfig: $KUBECONFIG_OUT)"
+  if [[ ${E2E_REAL_NODE:-auto} != 0 ]] && e2e_node_possible; then bash "$(dirname "$0")/node-up.sh"; fi
   exit 0
 fi
 if [[ $any_alive == 1 ]]; then
@@ -113,6 +114,25 @@ if [[ ! -f $PKI/admin.crt ]]; then
     openssl rsa -in sa.key -pubout -out sa.pub
     rm -f ./*.csr ./*.ext
   ) || e2e_die "PKI generation failed; see $PKI/openssl.log"
+fi
+
+# Certificates of the real node (node-up.sh), added to an older pki/ too: the API server's client
+# certificate for kubelets (logs, exec, port-forward), the kubelet's client certificate (the Node
+# authorizer knows it by its group and name) and its serving certificate for 127.0.0.1.
+if [[ ! -f $PKI/kubelet-serving.crt ]]; then
+  (
+    cd "$PKI"
+    exec 2>>openssl.log
+    sign() { # sign NAME SUBJECT EXTFILE-CONTENT
+      openssl req -new -nodes -newkey rsa:2048 -keyout "$1.key" -out "$1.csr" -subj "$2"
+      printf '%b' "$3" >"$1.ext"
+      openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$1.crt" -days 3650 -extfile "$1.ext"
+    }
+    sign apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n'
+    sign kubelet-client "/O=system:nodes/CN=system:node:$E2E_NODE_NAME" 'extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n'
+    sign kubelet-serving "/CN=$E2E_NODE_NAME" "subjectAltName=IP:$E2E_NODE_IP,IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"
+    rm -f ./*.csr ./*.ext
+  ) || e2e_die "kubelet PKI generation failed; see $PKI/openssl.log"
 fi
 
 b64() { base64 -w0 <"$1"; }
@@ -171,6 +191,8 @@ start kube-apiserver "$E2E_K8S_BIN/kube-apiserver" \
   --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
   --service-cluster-ip-range=10.96.0.0/16 --authorization-mode=Node,RBAC --allow-privileged=true \
   --enable-admission-plugins=NodeRestriction \
+  --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+  --kubelet-certificate-authority="$PKI/ca.crt" \
   --audit-policy-file="$E2E_DIR/audit-policy.yaml" --audit-log-path="$LOGS/audit.log" --audit-log-maxsize=200 \
   --profiling=false --v=1
 wait_until "kube-apiserver /readyz" kube-apiserver kc get --raw /readyz
@@ -223,6 +245,19 @@ nodes_ready() {
 }
 wait_until "$E2E_NODES kwok nodes Ready and untainted" kwok nodes_ready
 wait_until "default ServiceAccount" kube-controller-manager kc -n default get serviceaccount default
+
+# ---- the real node ----------------------------------------------------------------------------
+# containerd + kubelet as node 127.0.0.1 (tainted, so only what tolerates it lands there), when the
+# machine can run it; E2E_REAL_NODE=0 skips it, =1 makes its absence an error.
+if [[ ${E2E_REAL_NODE:-auto} != 0 ]]; then
+  if e2e_node_possible; then
+    bash "$(dirname "$0")/node-up.sh"
+  elif [[ ${E2E_REAL_NODE:-auto} == 1 ]]; then
+    e2e_die "E2E_REAL_NODE=1 but this machine cannot run the real node (needs root, containerd, runc, CNI plugins, kubelet: make e2e-tools)"
+  else
+    e2e_log "no real node: containerd/runc/CNI plugins/kubelet missing or not root (make e2e-tools installs them)"
+  fi
+fi
 
 secs=$(( $(date +%s) - start_ts ))
 e2e_log "cluster up in ${secs}s. export KUBECONFIG=$KUBECONFIG_OUT"

@@ -31,3 +31,27 @@ e2e_kubectl() {
   if [[ -x $E2E_K8S_BIN/kubectl ]]; then echo "$E2E_K8S_BIN/kubectl"; return; fi
   echo ""
 }
+
+# ---- the real node (node-up.sh / node-down.sh) ------------------------------------------------
+# One kubelet plus Debian's containerd and runc, registered as a node beside kwok's.
+E2E_NODE_ROOT=${E2E_NODE_ROOT:-/var/lib/kotel-e2e-node}    # containerd and kubelet state
+E2E_NODE_RUN=${E2E_NODE_RUN:-/run/kotel-e2e-node}          # sockets, runc state
+E2E_NODE_BRIDGE=${E2E_NODE_BRIDGE:-kotel-cni0}
+E2E_NODE_POD_CIDR=${E2E_NODE_POD_CIDR:-10.245.0.0/24}     # real pods; the bridge holds .1
+E2E_NODE_GATEWAY=${E2E_NODE_GATEWAY:-10.245.0.1}
+# The node's address is the bridge's host side: local to this machine, yet reachable from pods,
+# so `status.hostIP` works for pod-network pods as on a real cluster (the kubelet at
+# ${K8S_NODE_IP}:10250, host ports) and the API server's node proxy accepts it (not loopback).
+E2E_NODE_IP=${E2E_NODE_IP:-$E2E_NODE_GATEWAY}
+E2E_NODE_NAME=${E2E_NODE_NAME:-$E2E_NODE_IP}   # an IP: a name would be looked up in DNS
+E2E_SERVICE_CIDR=${E2E_SERVICE_CIDR:-10.96.0.0/16}
+E2E_KUBERNETES_SERVICE_IP=${E2E_KUBERNETES_SERVICE_IP:-10.96.0.1}
+E2E_NODE_TAINT=kotel.dev/real-node
+E2E_CONTAINERD_SOCK=$E2E_NODE_RUN/containerd/containerd.sock
+E2E_IMAGES_DIR=${E2E_IMAGES_DIR:-$E2E_REPO_ROOT/target/images}
+
+# Whether this machine can run the real node: containerd, runc, the CNI plugins and the kubelet.
+e2e_node_possible() {
+  command -v containerd >/dev/null && command -v runc >/dev/null && [[ -x /usr/lib/cni/bridge ]] \
+    && [[ -x $E2E_K8S_BIN/kubelet ]] && [[ $(id -u) == 0 ]]
+}

@@ -35,7 +35,14 @@ start=$(date +%s)
 mkdir -p "$E2E_DIR/logs"
 suite_log=$E2E_DIR/logs/e2e-suite.log
 rc=0
-cargo test -p kotel-e2e --features e2e -- --test-threads=1 --nocapture "$@" 2>&1 | tee "$suite_log" || rc=$?
+# The kwok suites run the operator as a local process; an in-cluster one (left by an interrupted
+# real-node run) would reconcile their resources too.
+remove_cluster_operator() {
+  "$E2E_KUBECTL" -n kotel-system delete deployment kotel-operator --ignore-not-found --wait=true >/dev/null 2>&1 || true
+  "$E2E_KUBECTL" -n kotel-system delete lease kotel-operator-leader --ignore-not-found >/dev/null 2>&1 || true
+}
+remove_cluster_operator
+cargo test -p kotel-e2e --features e2e --test operator -- --test-threads=1 --nocapture "$@" 2>&1 | tee "$suite_log" || rc=$?
 # The k8sattributes processor against the same API server (pods on one node enrich data, pods
 # on another never enter its cache, an API outage), then inside kotelcol (OTLP in, enriched
 # OTLP out). Skipped when a test filter was given.
@@ -44,6 +51,23 @@ if [[ $# == 0 ]]; then
     | tee -a "$suite_log" || rc=$?
   cargo test -p kotelcol --features e2e --test k8s_e2e -- --test-threads=1 2>&1 \
     | tee -a "$suite_log" || rc=$?
+fi
+# Tier 4: the real node (node-up.sh, started by cluster-up.sh where the machine can run it). The
+# operator runs in the cluster from manifests/base; the suite removes it when done.
+real_node=$("$E2E_KUBECTL" get nodes -l kotel.dev/real-node=true -o name 2>/dev/null | head -1)
+if [[ -n $real_node ]]; then
+  export E2E_CONTAINERD_SOCK
+  cargo test -p kotel-e2e --features e2e --test real_node -- --test-threads=1 --nocapture "$@" 2>&1 \
+    | tee -a "$suite_log" || rc=$?
+  if [[ $rc != 0 ]]; then
+    echo "--- operator pod logs ---"; "$E2E_KUBECTL" -n kotel-system logs deployment/kotel-operator --tail=40 2>&1 || true
+  fi
+  remove_cluster_operator
+elif [[ ${E2E_REAL_NODE:-auto} == 1 ]]; then
+  e2e_log "E2E_REAL_NODE=1 but the cluster has no real node (label kotel.dev/real-node=true)"
+  rc=1
+else
+  e2e_log "no real node in this cluster: the real-node suite is skipped (make node-up)"
 fi
 secs=$(( $(date +%s) - start ))
 echo "--- phase timings (benchmark figures, not assertions) ---"

@@ -506,6 +506,16 @@ pub async fn schedulable_nodes(client: &Client) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The label (and taint key) of the e2e real node (`make node-up`).
+pub const REAL_NODE_LABEL: &str = "kotel.dev/real-node";
+
+/// A pod affinity that keeps a pod off the real node, for the kwok suites.
+pub fn not_on_real_node() -> Value {
+    json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": REAL_NODE_LABEL, "operator": "DoesNotExist"}]}
+    ]}}})
+}
+
 /// Whether the cluster's nodes are kwok's (new fake nodes can be added).
 pub async fn kwok_nodes(client: &Client) -> Result<bool> {
     let nodes = Api::<Node>::all(client.clone())

@@ -2,6 +2,7 @@
 //! deadlines, phase timings, and the operator run as a child process with its own
 //! ServiceAccount's credentials. The tests themselves live in `tests/` behind the `e2e` feature.
 
+pub mod backend;
 pub mod kotel;
 
 use std::fmt::Debug;

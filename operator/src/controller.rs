@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, Pod, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::apply::{self, ApplyError};
 use crate::build;
+use crate::diagnose;
 use crate::crd::{FINALIZER, ManagementState, OpenTelemetryCollector};
 use crate::metrics::Metrics;
 use crate::names::{self, LABEL_MANAGED_BY, MANAGER, Names};
@@ -30,6 +31,8 @@ use crate::validate::{self, OperatorDefaults};
 
 /// Resync period of a healthy resource; changes to children wake the reconciler at once.
 const RESYNC: Duration = Duration::from_secs(300);
+/// How soon an unfinished rollout is looked at again (pod states are not watched).
+const ROLLOUT_POLL: Duration = Duration::from_secs(10);
 const BACKOFF_BASE: Duration = Duration::from_secs(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
@@ -204,13 +207,57 @@ async fn reconcile_inner(
         )
         .await;
     }
+    let complete = applied
+        .daemon_set
+        .as_ref()
+        .is_some_and(|ds| status::rollout(ds).complete);
+    // Pods are not watched: while a rollout is under way, look at them and come back soon, so
+    // status names the pods that fail and what the kubelet says about them.
+    let problems = if complete {
+        Vec::new()
+    } else {
+        observe_pod_problems(ctx, &ns, &validated).await
+    };
     let outcome = Outcome::Applied {
         validated: &validated,
         daemon_set: applied.daemon_set.as_ref(),
+        problems: &problems,
     };
     write_status(cr, ctx, &outcome).await?;
     debug!(collector = %key(cr), writes = applied.writes, "reconciled");
-    Ok(("ok", Action::requeue(RESYNC)))
+    let next = if complete { RESYNC } else { ROLLOUT_POLL };
+    Ok(("ok", Action::requeue(next)))
+}
+
+/// The collector's pods that are not ready and why; empty when they cannot be read (status then
+/// says only what the DaemonSet says).
+async fn observe_pod_problems(
+    ctx: &Context,
+    ns: &str,
+    validated: &validate::Validated,
+) -> Vec<diagnose::PodProblem> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let lp = ListParams::default().labels(&validated.names.selector_string());
+    let list = match pods.list(&lp).await {
+        Ok(l) => l.items,
+        Err(e) => {
+            debug!(namespace = %ns, error = %e, "could not list collector pods");
+            return Vec::new();
+        }
+    };
+    // Events only for pods whose containers say nothing yet (a mount or sandbox failure).
+    let events: Api<CoreEvent> = Api::namespaced(ctx.client.clone(), ns);
+    let mut found = Vec::new();
+    for p in diagnose::pod_problems(&list, &[]) {
+        if p.reason != "Pending" {
+            continue;
+        }
+        let fs = format!("involvedObject.kind=Pod,involvedObject.name={}", p.pod);
+        if let Ok(l) = events.list(&ListParams::default().fields(&fs)).await {
+            found.extend(l.items);
+        }
+    }
+    diagnose::pod_problems(&list, &found)
 }
 
 fn has_finalizer(cr: &OpenTelemetryCollector) -> bool {

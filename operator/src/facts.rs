@@ -34,6 +34,23 @@ pub struct ConfigFacts {
     pub host_mounts: Vec<HostMount>,
 }
 
+impl HostMount {
+    /// The hostPath type: the kubelet's own log directories exist on every node, so a missing one
+    /// is a real fault worth a clear mount error; anything else (docker's container directory on a
+    /// containerd node, a checkpoint directory on first start) must never keep the pod from
+    /// starting, so it is created when absent.
+    pub fn host_path_type(&self) -> &'static str {
+        if self.read_only && KUBELET_LOG_DIRS.contains(&self.path.as_str()) {
+            "Directory"
+        } else {
+            "DirectoryOrCreate"
+        }
+    }
+}
+
+/// Directories every kubelet makes at start, whatever its container runtime.
+const KUBELET_LOG_DIRS: &[&str] = &["/var/log/pods", "/var/log/containers"];
+
 impl ConfigFacts {
     /// Whether the collector writes to the node (checkpoints), which needs root on a hostPath.
     pub fn writes_to_host(&self) -> bool {
@@ -166,5 +183,25 @@ service:
         );
         assert!(f.writes_to_host());
         assert!(f.ports.is_empty());
+    }
+
+    #[test]
+    fn only_the_kubelets_log_dirs_must_exist_on_the_node() {
+        let m = |path: &str, read_only| HostMount {
+            name: "v".into(),
+            path: path.into(),
+            read_only,
+        };
+        assert_eq!(m("/var/log/pods", true).host_path_type(), "Directory");
+        assert_eq!(m("/var/log/containers", true).host_path_type(), "Directory");
+        // Absent on containerd nodes: a `Directory` type kept the pod in ContainerCreating.
+        assert_eq!(
+            m("/var/lib/docker/containers", true).host_path_type(),
+            "DirectoryOrCreate"
+        );
+        assert_eq!(
+            m("/var/lib/otelcol", false).host_path_type(),
+            "DirectoryOrCreate"
+        );
     }
 }

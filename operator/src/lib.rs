@@ -9,6 +9,7 @@ pub mod apply;
 pub mod build;
 pub mod controller;
 pub mod crd;
+pub mod diagnose;
 pub mod facts;
 pub mod http;
 pub mod lease;

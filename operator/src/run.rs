@@ -93,6 +93,9 @@ async fn termination() {
 }
 
 pub async fn run(opts: RunOptions) -> Result<(), RunError> {
+    // Built beside kotelcol (`make build`), rustls gets both ring and aws-lc-rs and will not
+    // choose; kube's client then panics at the first TLS handshake. Choose ring, once.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = Client::try_default().await.map_err(RunError::Connect)?;
     let version = client
         .apiserver_version()

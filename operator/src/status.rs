@@ -9,6 +9,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::crd::{OpenTelemetryCollectorStatus, ScaleStatus};
+use crate::diagnose::{self, PodProblem};
 use crate::validate::{InvalidSpec, Validated};
 
 pub const READY: &str = "Ready";
@@ -19,6 +20,11 @@ pub const STALLED: &str = "Stalled";
 pub const REASON_RECONCILED: &str = "Reconciled";
 pub const REASON_ROLLOUT: &str = "RolloutInProgress";
 pub const REASON_ERROR: &str = "ReconcileError";
+/// Ready=False and Stalled=True: pods fail in a way only a change can end (crash loop, image,
+/// mount, container config).
+pub const REASON_PODS_FAILING: &str = "PodsFailing";
+/// How many failing pods a condition message names.
+const PROBLEMS_NAMED: usize = 3;
 
 /// How a reconcile ended.
 pub enum Outcome<'a> {
@@ -26,6 +32,8 @@ pub enum Outcome<'a> {
     Applied {
         validated: &'a Validated,
         daemon_set: Option<&'a DaemonSet>,
+        /// Collector pods that are not ready, and why (empty when the rollout is complete).
+        problems: &'a [PodProblem],
     },
     /// Bad input; nothing was changed.
     Invalid(&'a InvalidSpec),
@@ -90,6 +98,7 @@ pub fn desired_status(
         Outcome::Applied {
             validated,
             daemon_set,
+            problems,
         } => {
             status.version = Some(validated.version.clone());
             status.image = Some(validated.image.clone());
@@ -109,12 +118,24 @@ pub fn desired_status(
                     cond(STALLED, false, REASON_RECONCILED, &r.message),
                 ),
                 other => {
-                    let msg = other.map_or("waiting for the DaemonSet".to_string(), |r| r.message);
-                    (
-                        cond(READY, false, REASON_ROLLOUT, &msg),
-                        cond(RECONCILING, true, REASON_ROLLOUT, &msg),
-                        cond(STALLED, false, REASON_ROLLOUT, &msg),
-                    )
+                    let mut msg =
+                        other.map_or("waiting for the DaemonSet".to_string(), |r| r.message);
+                    if !problems.is_empty() {
+                        msg = format!("{msg}: {}", diagnose::summary(problems, PROBLEMS_NAMED));
+                    }
+                    if problems.iter().any(|p| p.stuck) {
+                        (
+                            cond(READY, false, REASON_PODS_FAILING, &msg),
+                            cond(RECONCILING, false, REASON_PODS_FAILING, &msg),
+                            cond(STALLED, true, REASON_PODS_FAILING, &msg),
+                        )
+                    } else {
+                        (
+                            cond(READY, false, REASON_ROLLOUT, &msg),
+                            cond(RECONCILING, true, REASON_ROLLOUT, &msg),
+                            cond(STALLED, false, REASON_ROLLOUT, &msg),
+                        )
+                    }
                 }
             }
         }

@@ -43,6 +43,17 @@ pub enum SendError {
 }
 
 impl SendError {
+    /// The same error with `what` (such as the endpoint) in front of its message.
+    pub fn context(self, what: &str) -> Self {
+        match self {
+            SendError::Retryable { message, throttle } => SendError::Retryable {
+                message: format!("{what}: {message}"),
+                throttle,
+            },
+            SendError::Permanent(m) => SendError::Permanent(format!("{what}: {m}")),
+        }
+    }
+
     pub fn retryable(message: impl Into<String>) -> Self {
         Self::Retryable {
             message: message.into(),

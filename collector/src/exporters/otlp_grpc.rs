@@ -33,6 +33,8 @@ pub enum OtlpGrpcError {
 }
 
 pub struct OtlpGrpcSender {
+    /// The endpoint as configured, named in every send error.
+    endpoint: String,
     channel: Channel,
     compression: Option<CompressionEncoding>,
     headers: Vec<(
@@ -111,6 +113,7 @@ impl OtlpGrpcSender {
             })
             .collect::<Result<_, OtlpGrpcError>>()?;
         Ok(Self {
+            endpoint: cfg.endpoint.clone(),
             channel: endpoint.connect_lazy(),
             compression,
             headers,
@@ -172,9 +175,13 @@ impl Sender for OtlpGrpcSender {
         if let Some(c) = self.compression {
             grpc = grpc.send_compressed(c);
         }
-        grpc.ready()
-            .await
-            .map_err(|e| SendError::retryable(format!("connection not ready: {e}")))?;
+        grpc.ready().await.map_err(|e| {
+            SendError::retryable(format!(
+                "{}: connection not ready: {}",
+                self.endpoint,
+                error_chain(&e)
+            ))
+        })?;
         let path = http::uri::PathAndQuery::from_static(signal_path(request.signal));
         let mut call = tonic::Request::new(request.body.clone());
         for (k, v) in &self.headers {
@@ -193,9 +200,30 @@ impl Sender for OtlpGrpcSender {
                 }
                 Ok(())
             }
-            Err(status) => Err(classify(&status)),
+            Err(status) => Err(classify(&status).context(&self.endpoint)),
         }
     }
+}
+
+/// An error and its sources, `a: b: c`, skipping a source whose text its parent already has
+/// (tonic's `Unavailable: dns error` hides the host and the resolver's answer in its sources).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    with_sources(e.to_string(), e)
+}
+
+/// `first`, then the sources of `e` that add something.
+fn with_sources(first: String, e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = first;
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = s.source();
+    }
+    out
 }
 
 /// The retryable codes of the OTLP spec; RESOURCE_EXHAUSTED only with RetryInfo.
@@ -203,7 +231,7 @@ pub fn classify(status: &tonic::Status) -> SendError {
     use tonic::Code::*;
     let detailed = Status::from_tonic(status);
     let throttle = detailed.retry_after();
-    let message = format!("{:?}: {}", status.code(), status.message());
+    let message = with_sources(format!("{:?}: {}", status.code(), status.message()), status);
     match status.code() {
         Cancelled | DeadlineExceeded | Aborted | OutOfRange | Unavailable | DataLoss => {
             SendError::Retryable { message, throttle }
@@ -292,5 +320,29 @@ mod tests {
             t("passthrough:///h:4317", true),
             ("http://h:4317".into(), false)
         );
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_names_the_endpoint_and_the_cause() {
+        // A loopback port with nothing listening.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cfg = OtlpExporterConfig {
+            endpoint: format!("127.0.0.1:{port}"),
+            ..Default::default()
+        };
+        cfg.tls.insecure = true;
+        let sender = OtlpGrpcSender::new(&cfg).unwrap();
+        let req = Outgoing {
+            signal: Signal::Traces,
+            items: 1,
+            body: Bytes::new(),
+        };
+        let err = sender.send(&req).await.unwrap_err().to_string();
+        assert!(err.starts_with(&format!("127.0.0.1:{port}: ")), "{err}");
+        assert!(err.to_lowercase().contains("refused"), "the cause is missing: {err}");
     }
 }

@@ -47,29 +47,57 @@ impl OtlpHttpSender {
                 source,
             })
         };
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .danger_accept_invalid_certs(cfg.tls.insecure_skip_verify);
         let ca = match (&cfg.tls.ca_pem, &cfg.tls.ca_file) {
             (Some(p), _) => Some(p.as_bytes().to_vec()),
             (None, Some(f)) => Some(read(f)?),
             (None, None) => None,
         };
-        if let Some(pem) = ca {
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| OtlpHttpError::Client(format!("bad CA PEM: {e}")))?;
-            builder = builder.add_root_certificate(cert);
-        }
-        if let (Some(c), Some(k)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
-            let mut pem = read(c)?;
-            pem.extend(read(k)?);
-            let id = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| OtlpHttpError::Client(format!("bad client certificate: {e}")))?;
-            builder = builder.identity(id);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| OtlpHttpError::Client(e.to_string()))?;
+        let ca = ca
+            .map(|pem| {
+                reqwest::Certificate::from_pem(&pem)
+                    .map_err(|e| OtlpHttpError::Client(format!("bad CA PEM: {e}")))
+            })
+            .transpose()?;
+        let identity = match (&cfg.tls.cert_file, &cfg.tls.key_file) {
+            (Some(c), Some(k)) => {
+                let mut pem = read(c)?;
+                pem.extend(read(k)?);
+                Some(reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    OtlpHttpError::Client(format!("bad client certificate: {e}"))
+                })?)
+            }
+            _ => None,
+        };
+        // system_roots: the machine's CA bundle plus `ca`; else only `ca`.
+        let build = |system_roots: bool| {
+            let mut b = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .danger_accept_invalid_certs(cfg.tls.insecure_skip_verify);
+            let roots = ca.iter().cloned();
+            b = if system_roots {
+                b.tls_certs_merge(roots)
+            } else {
+                b.tls_certs_only(roots)
+            };
+            if let Some(id) = identity.clone() {
+                b = b.identity(id);
+            }
+            b.build()
+        };
+        // An image without a CA bundle (FROM scratch) must still export over http://, and over
+        // https:// to a server its tls.ca_file vouches for: without system roots, use only those.
+        let client = match build(true) {
+            Ok(c) => c,
+            Err(system) => {
+                let c = build(false).map_err(|e| OtlpHttpError::Client(e.to_string()))?;
+                tracing::warn!(
+                    endpoint = %cfg.url_for(ConfigSignal::Traces),
+                    error = %system,
+                    "otlphttp: no system CA certificates; https trusts only tls.ca_file"
+                );
+                c
+            }
+        };
         let mut headers = http::HeaderMap::new();
         for (k, v) in &cfg.headers {
             let name = http::HeaderName::from_bytes(k.as_bytes())

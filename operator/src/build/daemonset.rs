@@ -251,15 +251,7 @@ fn volumes(v: &Validated) -> Vec<Volume> {
             name: m.name.clone(),
             host_path: Some(HostPathVolumeSource {
                 path: m.path.clone(),
-                // Checkpoint directories are created on first start; log directories must exist.
-                type_: Some(
-                    if m.read_only {
-                        "Directory"
-                    } else {
-                        "DirectoryOrCreate"
-                    }
-                    .to_string(),
-                ),
+                type_: Some(m.host_path_type().to_string()),
             }),
             ..Default::default()
         });

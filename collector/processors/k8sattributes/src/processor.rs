@@ -168,11 +168,12 @@ impl K8sAttributesProcessor {
             info!(processor = %id, "passthrough: only k8s.pod.ip from the connection, no API calls");
             return Ok((processor, BackgroundTask(Task::Idle)));
         }
-        let client = match client {
-            Some(c) => c,
+        let (client, api) = match client {
+            Some(c) => (c, "the given client".to_string()),
             None => make_client(&settings).await?,
         };
-        let watches = Watches::new(client, settings.clone(), index.clone(), metrics);
+        let watches =
+            Watches::new(client, settings.clone(), index.clone(), metrics).with_api(api);
         let Some(timeout) = settings.wait_for_metadata else {
             return Ok((processor, BackgroundTask(Task::Pending(Box::new(watches)))));
         };
@@ -197,7 +198,8 @@ impl K8sAttributesProcessor {
     }
 }
 
-async fn make_client(s: &Settings) -> Result<kube::Client, Error> {
+/// The client and the API server address it talks to (named in every watch error).
+async fn make_client(s: &Settings) -> Result<(kube::Client, String), Error> {
     let path = format!("processors.{}", s.id);
     // kube's TLS config is the only one in kotelcol built on rustls' process-wide provider (the
     // others name theirs), and rustls cannot choose that provider itself when a binary links both
@@ -224,7 +226,9 @@ async fn make_client(s: &Settings) -> Result<kube::Client, Error> {
                 reason: format!("none: no kubeconfig and no in-cluster config found: {e}"),
             })?,
     };
-    kube::Client::try_from(config).map_err(|source| Error::Client { path, source })
+    let api = config.cluster_url.to_string();
+    let client = kube::Client::try_from(config).map_err(|source| Error::Client { path, source })?;
+    Ok((client, api))
 }
 
 #[async_trait::async_trait]

@@ -230,6 +230,8 @@ impl Ready {
 /// The watches of one processor, ready to run.
 pub struct Watches {
     client: Client,
+    /// The API server's address, for error messages.
+    api: Arc<str>,
     settings: Arc<Settings>,
     index: Arc<PodIndex>,
     metrics: Metrics,
@@ -259,11 +261,18 @@ impl Watches {
         }
         Self {
             client,
+            api: Arc::from("the API server"),
             settings,
             index,
             metrics,
             ready: Ready::new(names),
         }
+    }
+
+    /// Names the API server's address in watch errors.
+    pub fn with_api(mut self, api: String) -> Self {
+        self.api = Arc::from(api);
+        self
     }
 
     pub fn ready(&self) -> Ready {
@@ -307,7 +316,7 @@ impl Watches {
         }
         let (index, m) = (&self.index, &self.metrics);
         drive(
-            "pods",
+            ("pods", &self.api),
             watcher::watcher(api, config),
             shutdown,
             m,
@@ -371,7 +380,7 @@ impl Watches {
     ) {
         let api: Api<PartialObjectMeta<Namespace>> = Api::all(self.client.clone());
         let (index, m, x) = (&self.index, &self.metrics, &self.settings.extractor);
-        drive(name, watcher::watcher(api, config), shutdown, m, |event| {
+        drive((name, &self.api), watcher::watcher(api, config), shutdown, m, |event| {
             match event {
                 Event::Init => index.begin_relist(Kind::Namespace),
                 Event::InitApply(ns) | Event::Apply(ns) => {
@@ -399,7 +408,7 @@ impl Watches {
         let api: Api<PartialObjectMeta<Node>> = Api::all(self.client.clone());
         let (index, m, x) = (&self.index, &self.metrics, &self.settings.extractor);
         drive(
-            "nodes",
+            ("nodes", &self.api),
             watcher::watcher(api, config),
             shutdown,
             m,
@@ -475,8 +484,9 @@ impl Watches {
                 Err(error) => {
                     self.metrics.watch_error("replicasets");
                     warn!(
-                        processor = %self.settings.id, namespace = %ns, replicaset = %name,
-                        %error, "could not read a ReplicaSet for k8s.deployment.name; retrying"
+                        processor = %self.settings.id, api = %self.api, namespace = %ns,
+                        replicaset = %name, error = %error_chain(&error),
+                        "could not read a ReplicaSet for k8s.deployment.name; retrying"
                     );
                     return Some(false);
                 }
@@ -504,13 +514,14 @@ impl Watches {
 
 /// Pulls a watch stream with backoff until `shutdown`, handing each event to `handle`.
 async fn drive<K>(
-    resource: &'static str,
+    (resource, api): (&'static str, &str),
     stream: impl Stream<Item = Result<Event<K>, watcher::Error>>,
     shutdown: &CancellationToken,
     metrics: &Metrics,
     mut handle: impl FnMut(Event<K>),
 ) {
     let mut stream = pin!(stream.default_backoff());
+    let mut limiter = LogLimiter::new(ERROR_LOG_EVERY);
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -520,18 +531,81 @@ async fn drive<K>(
             Some(Ok(event)) => handle(event),
             Some(Err(error)) => {
                 metrics.watch_error(resource);
-                warn!(
-                    resource, %error,
-                    "watch failed; keeping the last known state and retrying with backoff"
-                );
+                if let Some(suppressed) = limiter.allow(Instant::now()) {
+                    warn!(
+                        resource, api, error = %error_chain(&error), suppressed,
+                        "watch failed; keeping the last known state and retrying with backoff"
+                    );
+                }
             }
             None => return,
         }
     }
 }
 
+/// At most one watch-error log line per resource in this period; the rest are counted.
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// Lets one event through per period and counts those it held back.
+struct LogLimiter {
+    every: Duration,
+    last: Option<Instant>,
+    held: u64,
+}
+
+impl LogLimiter {
+    fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: None,
+            held: 0,
+        }
+    }
+
+    /// `Some(held back since the last one)` when this event may be logged.
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(t) if now.duration_since(t) < self.every => {
+                self.held += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.held))
+            }
+        }
+    }
+}
+
+/// An error with its sources (`watch failed: client error: tcp connect error: refused`).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        src = s.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn watch_errors_are_logged_once_per_period_with_a_count() {
+        let mut l = super::LogLimiter::new(Duration::from_secs(30));
+        let t0 = Instant::now();
+        assert_eq!(l.allow(t0), Some(0));
+        for i in 1..=10 {
+            assert_eq!(l.allow(t0 + Duration::from_millis(100 * i)), None);
+        }
+        assert_eq!(l.allow(t0 + Duration::from_secs(31)), Some(10));
+        assert_eq!(l.allow(t0 + Duration::from_secs(32)), None);
+    }
+
     use kotel_config::processors::k8sattributes::K8sAttributesConfig;
 
     use super::*;

@@ -1,0 +1,242 @@
+//! Why a rollout does not progress, in the words of the kubelet: for each collector pod that is
+//! not ready, what its containers wait on or died of, or the last warning Event about it (a
+//! volume that cannot mount leaves the pod `ContainerCreating` and says why only in an Event).
+//! Pure: the controller lists the pods and Events, this turns them into status text.
+
+use k8s_openapi::api::core::v1::{Event, Pod};
+
+/// Container waiting reasons that only a change (of the spec, the image or the node) can end.
+const STUCK: &[&str] = &[
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
+
+/// Warning Event reasons of a pod that only a change can end.
+const STUCK_EVENTS: &[&str] = &["FailedMount", "FailedCreatePodSandBox", "FailedAttachVolume"];
+
+/// One pod that is not ready, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodProblem {
+    pub pod: String,
+    pub node: Option<String>,
+    /// The kubelet's reason, such as `CrashLoopBackOff` or `FailedMount`.
+    pub reason: String,
+    pub message: String,
+    /// Whether waiting will not help (crash loop, image, mount, config error).
+    pub stuck: bool,
+}
+
+impl std::fmt::Display for PodProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pod {}", self.pod)?;
+        if let Some(n) = &self.node {
+            write!(f, " on {n}")?;
+        }
+        write!(f, ": {}", self.reason)?;
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        Ok(())
+    }
+}
+
+fn ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn one_line(s: &str) -> String {
+    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    s.chars().take(300).collect()
+}
+
+/// What is wrong with each pod that is not ready; pods being deleted are left out. `events` are
+/// the namespace's Events about these pods (any order; the newest warning per pod is used).
+pub fn pod_problems(pods: &[Pod], events: &[Event]) -> Vec<PodProblem> {
+    let mut out = Vec::new();
+    for p in pods {
+        if p.metadata.deletion_timestamp.is_some() || ready(p) {
+            continue;
+        }
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
+        let status = p.status.clone().unwrap_or_default();
+        let containers = status.container_statuses.unwrap_or_default();
+        let from_container = containers.iter().find_map(|c| {
+            let state = c.state.as_ref()?;
+            if let Some(w) = &state.waiting {
+                let reason = w.reason.clone().unwrap_or_default();
+                // ContainerCreating and PodInitializing say nothing: an Event may.
+                if reason.is_empty() || reason == "ContainerCreating" || reason == "PodInitializing" {
+                    return None;
+                }
+                let mut message = one_line(w.message.as_deref().unwrap_or(""));
+                if let Some(t) = c.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
+                    let why = t.reason.clone().unwrap_or_default();
+                    let last = format!(
+                        "container {} exited with code {}{}{}",
+                        c.name,
+                        t.exit_code,
+                        if why.is_empty() { "" } else { " " },
+                        why
+                    );
+                    let tail = t.message.as_deref().map(one_line).unwrap_or_default();
+                    message = [message, last, tail]
+                        .into_iter()
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                }
+                return Some((reason.clone(), message, STUCK.contains(&reason.as_str())));
+            }
+            if let Some(t) = &state.terminated {
+                return Some((
+                    t.reason.clone().unwrap_or_else(|| "Terminated".into()),
+                    format!("container {} exited with code {}", c.name, t.exit_code),
+                    false,
+                ));
+            }
+            None
+        });
+        let problem = from_container.or_else(|| {
+            let newest = events
+                .iter()
+                .filter(|e| {
+                    e.involved_object.name.as_deref() == Some(name.as_str())
+                        && e.type_.as_deref() == Some("Warning")
+                })
+                .max_by_key(|e| {
+                    e.last_timestamp
+                        .as_ref()
+                        .map(|t| t.0)
+                        .or_else(|| e.event_time.as_ref().map(|t| t.0))
+                })?;
+            let reason = newest.reason.clone().unwrap_or_default();
+            Some((
+                reason.clone(),
+                one_line(newest.message.as_deref().unwrap_or("")),
+                STUCK_EVENTS.contains(&reason.as_str()),
+            ))
+        });
+        let (reason, message, stuck) = problem.unwrap_or_else(|| {
+            let phase = status.phase.unwrap_or_else(|| "Pending".into());
+            let running_not_ready = containers.iter().any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()));
+            if running_not_ready {
+                ("NotReady".into(), "running, readiness probe not passing yet".into(), false)
+            } else {
+                (phase, String::new(), false)
+            }
+        });
+        out.push(PodProblem {
+            pod: name,
+            node,
+            reason,
+            message,
+            stuck,
+        });
+    }
+    out.sort_by(|a, b| a.pod.cmp(&b.pod));
+    out
+}
+
+/// A status message naming at most `max` problems and how many more there are.
+pub fn summary(problems: &[PodProblem], max: usize) -> String {
+    let mut s = problems
+        .iter()
+        .take(max)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if problems.len() > max {
+        s.push_str(&format!("; and {} more pods", problems.len() - max));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn crash_loop_names_the_pod_node_exit_code_and_is_stuck() {
+        let p = pod(json!({
+            "metadata": {"name": "c-collector-abc"},
+            "spec": {"nodeName": "n1", "containers": []},
+            "status": {"phase": "Running", "containerStatuses": [{
+                "name": "otc-container", "image": "i", "imageID": "", "ready": false, "restartCount": 3,
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": "exporters.otlp: endpoint\nmissing"}},
+            }]},
+        }));
+        let got = pod_problems(&[p], &[]);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].stuck);
+        let text = got[0].to_string();
+        assert!(text.starts_with("pod c-collector-abc on n1: CrashLoopBackOff: back-off 40s"), "{text}");
+        assert!(text.contains("exited with code 1 Error; exporters.otlp: endpoint missing"), "{text}");
+    }
+
+    #[test]
+    fn a_mount_failure_comes_from_the_newest_warning_event() {
+        let p = pod(json!({
+            "metadata": {"name": "c-collector-x"},
+            "spec": {"nodeName": "n1", "containers": []},
+            "status": {"phase": "Pending", "containerStatuses": [{
+                "name": "otc-container", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ContainerCreating"}},
+            }]},
+        }));
+        let ev = |reason: &str, msg: &str, t: &str, kind: &str| -> Event {
+            serde_json::from_value(json!({
+                "metadata": {"name": format!("e-{reason}")},
+                "involvedObject": {"kind": "Pod", "name": "c-collector-x"},
+                "reason": reason, "message": msg, "type": kind, "lastTimestamp": t,
+            }))
+            .unwrap()
+        };
+        let events = [
+            ev("Scheduled", "assigned", "2026-01-01T00:00:00Z", "Normal"),
+            ev("FailedMount", "MountVolume.SetUp failed for volume \"varlibdockercontainers\": hostPath type check failed: /var/lib/docker/containers is not a directory", "2026-01-01T00:00:05Z", "Warning"),
+        ];
+        let got = pod_problems(&[p], &events);
+        assert_eq!(got[0].reason, "FailedMount");
+        assert!(got[0].stuck);
+        assert!(got[0].message.contains("varlibdockercontainers"));
+    }
+
+    #[test]
+    fn ready_and_terminating_pods_are_not_problems_and_a_slow_start_is_not_stuck() {
+        let ready = pod(json!({
+            "metadata": {"name": "a"}, "spec": {"containers": []},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        }));
+        let going = pod(json!({
+            "metadata": {"name": "b", "deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"containers": []},
+        }));
+        let starting = pod(json!({
+            "metadata": {"name": "c"}, "spec": {"containers": []},
+            "status": {"phase": "Running", "containerStatuses": [{
+                "name": "x", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"running": {}},
+            }]},
+        }));
+        let got = pod_problems(&[ready, going, starting], &[]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].reason, "NotReady");
+        assert!(!got[0].stuck);
+        assert_eq!(summary(&got, 3), "pod c: NotReady: running, readiness probe not passing yet");
+    }
+}
