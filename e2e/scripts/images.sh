@@ -29,7 +29,7 @@ pack=(python3 e2e/images/oci-pack.py)
 "${pack[@]}" "$out/kotel-operator.tar" "ghcr.io/kotel-dev/kotel-operator:$version" "$out/kotel-operator" \
   --user 65532:65532 --cmd run
 "${pack[@]}" "$out/kotelcol.tar" "ghcr.io/kotel-dev/kotelcol:$version" "$out/kotelcol" \
-  --user 65532:65532 --cmd --config=/conf/collector.yaml
+  --user 65532:65532 --cmd=--config=/conf/collector.yaml
 "${pack[@]}" "$out/e2e-workload.tar" "kotel.local/e2e-workload:$version" "$out/kotel-e2e-workload" \
   --user 65532:65532
 "${pack[@]}" "$out/pause.tar" "kotel.local/pause:1" "$out/pause" --user 65535:65535

@@ -3,9 +3,10 @@
 //! kubelet and containerd, a workload writing numbered log lines and sending numbered OTLP, and
 //! everything arriving at the suite's backend exactly once with its Kubernetes attributes.
 //!
-//! The collectors and the workload here use the host network, as one node agent per node does
-//! when apps reach it on the node's address: the node's address (the pod bridge's host side)
-//! serves the kubelet (10250) and the collectors' OTLP port, and the backend listens on loopback.
+//! The node's address is the host side of the pod bridge, so pods reach the kubelet
+//! (`${env:K8S_NODE_IP}:10250`) and the suite's backend (which listens there) as on a real
+//! cluster. The node agent uses the host network, so that apps reach its OTLP port on their
+//! node's address, as the upstream chart's agent with host ports does.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -72,12 +73,15 @@ fn install_operator() -> Result<()> {
         None,
     )?;
     if !out.status.success() {
-        let pods = kubectl_raw(
-            &["-n", "kotel-system", "get", "pods", "-o", "wide"],
-            None,
-        )?;
+        let pods = kubectl_raw(&["-n", "kotel-system", "get", "pods", "-o", "wide"], None)?;
         let logs = kubectl_raw(
-            &["-n", "kotel-system", "logs", "deployment/kotel-operator", "--tail=30"],
+            &[
+                "-n",
+                "kotel-system",
+                "logs",
+                "deployment/kotel-operator",
+                "--tail=30",
+            ],
             None,
         )?;
         bail!(
@@ -161,9 +165,11 @@ fn kubelet_status_with(node_ip: &str, token: &str) -> Result<String> {
 }
 
 fn token_for(ns: &str, sa: &str) -> Result<String> {
-    Ok(kubectl(&["-n", ns, "create", "token", sa, "--duration=10m"])?
-        .trim()
-        .to_string())
+    Ok(
+        kubectl(&["-n", ns, "create", "token", sa, "--duration=10m"])?
+            .trim()
+            .to_string(),
+    )
 }
 
 fn pod_service_account(ds: &DaemonSet) -> String {
@@ -174,94 +180,108 @@ fn pod_service_account(ds: &DaemonSet) -> String {
         .unwrap_or_default()
 }
 
-/// 1. The examples, as a user applies them, with the local image the operator defaults to and
-///    the settings a node needs: each becomes a Ready pod on the real node, with the collector's
+/// 1. The examples, as a user applies them (the image is the one the operator defaults to, which
+///    the node has from a local archive; only the placement and the backend differ): each becomes a Ready pod on the real node, with the collector's
 ///    health check as readiness, and status Ready 1/1. The kubelet answers the kubelet-metrics
 ///    collector's token and refuses (403) the token of a collector without kubeletstats.
 #[tokio::test]
 async fn examples_become_ready_on_the_real_node() -> Result<()> {
     let env = env().await?;
-    let backend = Backend::start("127.0.0.1:0").await?;
+    let backend = Backend::start(&format!("{}:0", env.node)).await?;
     let ns = TestNs::create(&env.client, "real-examples").await?;
-    let mut timings = Timings::default();
-    let dir = repo_root().join("manifests/examples");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    let mut statuses = BTreeMap::new();
-    for f in files {
-        let file = f.file_name().unwrap().to_string_lossy().into_owned();
-        for mut doc in kotel::yaml_docs(&std::fs::read_to_string(&f)?)? {
-            if doc["kind"] != "OpenTelemetryCollector" {
-                continue;
-            }
-            let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_owned();
-            doc["metadata"]["namespace"] = json!(ns.name);
-            // No cluster DNS here: the backend is the suite's, on the node's loopback.
-            if doc["spec"]["config"]["exporters"]["otlp"].is_object() {
-                doc["spec"]["config"]["exporters"]["otlp"]["endpoint"] =
-                    json!(backend.addr().to_string());
-            }
-            let mut placement = on_real_node();
-            if doc["spec"]["tolerations"].is_array() {
-                placement.as_object_mut().unwrap().remove("tolerations");
-            }
-            merge(&mut placement, &json!({"hostNetwork": true}));
-            merge(&mut doc["spec"], &placement);
+    // Cleaned up whatever happens, so a failure leaves nothing on the node.
+    let result: Result<()> = async {
+        let mut timings = Timings::default();
+        let dir = repo_root().join("manifests/examples");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        let mut statuses = BTreeMap::new();
+        for f in files {
+            let file = f.file_name().unwrap().to_string_lossy().into_owned();
+            for mut doc in kotel::yaml_docs(&std::fs::read_to_string(&f)?)? {
+                if doc["kind"] != "OpenTelemetryCollector" {
+                    continue;
+                }
+                let name = doc["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                doc["metadata"]["namespace"] = json!(ns.name);
+                // No cluster DNS here: the backend is the suite's, on the node's address.
+                if doc["spec"]["config"]["exporters"]["otlp"].is_object() {
+                    doc["spec"]["config"]["exporters"]["otlp"]["endpoint"] =
+                        json!(backend.addr().to_string());
+                }
+                let mut placement = on_real_node();
+                if doc["spec"]["tolerations"].is_array() {
+                    placement.as_object_mut().unwrap().remove("tolerations");
+                }
+                merge(&mut doc["spec"], &placement);
 
-            let start = Instant::now();
-            apply(&doc).with_context(|| format!("applying {file}"))?;
-            let o = wait_ready(&env.client, &ns.name, &name, 1, READY_TIMEOUT)
-                .await
-                .with_context(|| format!("{file} on the real node: {}", describe_pods(&ns.name)))?;
-            timings.record(&format!("real node: {file} applied -> Ready 1/1"), start.elapsed());
-            let pod = &o.pods[0];
-            ensure!(
-                pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(env.node.as_str()),
-                "{file}: pod not on the real node"
-            );
-            let ds = o.ds.clone().expect("Ready has a DaemonSet");
-            let sa = pod_service_account(&ds);
-            statuses.insert(name.clone(), kubelet_status_with(&env.node, &token_for(&ns.name, &sa)?)?);
-            if name == "kubelet-metrics" {
-                // Real values from the real kubelet reach the backend.
-                wait_for("kubelet metrics at the backend", DATA_TIMEOUT, || async {
-                    let pts = backend.points();
-                    let node_cpu = pts
-                        .iter()
-                        .any(|p| p.text == "k8s.node.cpu.time" && p.value > 0.0);
-                    let pod_mem = pts.iter().any(|p| {
-                        p.text == "k8s.pod.memory.working_set"
-                            && p.value > 0.0
-                            && p.attr("k8s.pod.name").is_some()
-                    });
-                    Ok((node_cpu && pod_mem).then_some(()))
-                })
-                .await?;
+                let start = Instant::now();
+                apply(&doc).with_context(|| format!("applying {file}"))?;
+                let o = wait_ready(&env.client, &ns.name, &name, 1, READY_TIMEOUT)
+                    .await
+                    .with_context(|| {
+                        format!("{file} on the real node: {}", describe_pods(&ns.name))
+                    })?;
+                timings.record(
+                    &format!("real node: {file} applied -> Ready 1/1"),
+                    start.elapsed(),
+                );
+                let pod = &o.pods[0];
+                ensure!(
+                    pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                        == Some(env.node.as_str()),
+                    "{file}: pod not on the real node"
+                );
+                let ds = o.ds.clone().expect("Ready has a DaemonSet");
+                let sa = pod_service_account(&ds);
+                statuses.insert(
+                    name.clone(),
+                    kubelet_status_with(&env.node, &token_for(&ns.name, &sa)?)?,
+                );
+                if name == "kubelet-metrics" {
+                    // Real values from the real kubelet reach the backend.
+                    wait_for("kubelet metrics at the backend", DATA_TIMEOUT, || async {
+                        let pts = backend.points();
+                        let node_cpu = pts
+                            .iter()
+                            .any(|p| p.text == "k8s.node.cpu.time" && p.value > 0.0);
+                        let pod_mem = pts.iter().any(|p| {
+                            p.text == "k8s.pod.memory.working_set"
+                                && p.value > 0.0
+                                && p.attr("k8s.pod.name").is_some()
+                        });
+                        Ok((node_cpu && pod_mem).then_some(()))
+                    })
+                    .await?;
+                }
+                kubectl(&["-n", &ns.name, "delete", "otelcol", &name, "--wait=true"])?;
+                wait_no_pods(&env.client, &ns.name, &format!("{name}-collector")).await?;
             }
-            kubectl(&["-n", &ns.name, "delete", "otelcol", &name, "--wait=true"])?;
-            wait_no_pods(&env.client, &ns.name, &format!("{name}-collector")).await?;
         }
-    }
-    println!("kubelet /stats/summary with each collector's token: {statuses:?}");
-    ensure!(
-        statuses.get("kubelet-metrics").map(String::as_str) == Some("200"),
-        "the kubelet-metrics collector's token must read /stats/summary: {statuses:?}"
-    );
-    for (name, code) in &statuses {
-        if name != "kubelet-metrics" {
-            ensure!(
-                code == "403",
-                "{name} has no kubeletstats, so the kubelet must refuse its token: {code}"
-            );
+        println!("kubelet /stats/summary with each collector's token: {statuses:?}");
+        ensure!(
+            statuses.get("kubelet-metrics").map(String::as_str) == Some("200"),
+            "the kubelet-metrics collector's token must read /stats/summary: {statuses:?}"
+        );
+        for (name, code) in &statuses {
+            if name != "kubelet-metrics" {
+                ensure!(
+                    code == "403",
+                    "{name} has no kubeletstats, so the kubelet must refuse its token: {code}"
+                );
+            }
         }
+        Ok(())
     }
-    for (name, d) in timings.phases() {
-        println!("TIMING {name}: {:.1}s", d.as_secs_f64());
-    }
-    cleanup(&env.client, ns).await
+    .await;
+    let cleaned = cleanup(&env.client, ns).await;
+    result.and(cleaned)
 }
 
 /// Pods of a namespace with their phase and container states, for error messages.
@@ -305,6 +325,9 @@ fn node_agent_config(ns: &str, backend: &str, batch_timeout: &str) -> Value {
         "processors": {
             "k8s_attributes": {
                 "filter": {"node_from_env_var": "K8S_NODE_NAME"},
+                // A restarted collector resumes from its checkpoint at once: without this, the
+                // first records would pass before the pod cache is filled (as upstream).
+                "wait_for_metadata": true,
                 "pod_association": [
                     {"sources": [{"from": "resource_attribute", "name": "k8s.pod.uid"}]},
                 ],
@@ -395,14 +418,20 @@ fn line_report(rows: &[Row], ns: &str, run: &str) -> LineReport {
             if rest.contains(" done ") || rest.starts_with("stdout done") {
                 continue;
             }
-            bad.push(format!("unparsed body {:?}", &r.text[..r.text.len().min(120)]));
+            bad.push(format!(
+                "unparsed body {:?}",
+                &r.text[..r.text.len().min(120)]
+            ));
             continue;
         };
         *counts.entry(seq).or_insert(0) += 1;
         let want_len = if seq % 10 == 9 { 20 * 1024 } else { 40 };
         let pad = it.next().unwrap_or_default();
         if pad.len() != want_len || pad.bytes().any(|b| b != b'x') {
-            bad.push(format!("seq {seq}: body padding {} bytes, want {want_len}", pad.len()));
+            bad.push(format!(
+                "seq {seq}: body padding {} bytes, want {want_len}",
+                pad.len()
+            ));
         }
         let want_stream = if seq % 2 == 0 { "stdout" } else { "stderr" };
         if stream != want_stream || r.attr("log.iostream") != Some(want_stream) {
@@ -441,7 +470,9 @@ fn line_report(rows: &[Row], ns: &str, run: &str) -> LineReport {
 
 impl LineReport {
     fn missing(&self, lines: u64) -> Vec<u64> {
-        (0..lines).filter(|s| !self.counts.contains_key(s)).collect()
+        (0..lines)
+            .filter(|s| !self.counts.contains_key(s))
+            .collect()
     }
     fn duplicated(&self) -> Vec<(u64, usize)> {
         self.counts
@@ -454,10 +485,14 @@ impl LineReport {
 
 /// Waits until every numbered line arrived (or the deadline), then reports.
 async fn wait_lines(backend: &Backend, ns: &str, run: &str, lines: u64) -> LineReport {
-    let _ = wait_for("every numbered line at the backend", DATA_TIMEOUT, || async {
-        let r = line_report(&backend.logs(), ns, run);
-        Ok(r.missing(lines).is_empty().then_some(()))
-    })
+    let _ = wait_for(
+        "every numbered line at the backend",
+        DATA_TIMEOUT,
+        || async {
+            let r = line_report(&backend.logs(), ns, run);
+            Ok(r.missing(lines).is_empty().then_some(()))
+        },
+    )
     .await;
     // A little longer, so late duplicates are seen too.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -465,7 +500,11 @@ async fn wait_lines(backend: &Backend, ns: &str, run: &str, lines: u64) -> LineR
 }
 
 /// The OTLP items of the workload that arrived, by kind, checking enrichment.
-fn otlp_report(backend: &Backend, ns: &str, run: &str) -> (BTreeMap<&'static str, BTreeMap<String, usize>>, Vec<String>) {
+fn otlp_report(
+    backend: &Backend,
+    ns: &str,
+    run: &str,
+) -> (BTreeMap<&'static str, BTreeMap<String, usize>>, Vec<String>) {
     let mut out = BTreeMap::new();
     let mut bad = Vec::new();
     for (kind, rows) in [
@@ -474,12 +513,21 @@ fn otlp_report(backend: &Backend, ns: &str, run: &str) -> (BTreeMap<&'static str
         ("logs", backend.logs()),
     ] {
         let mut m = BTreeMap::new();
-        for r in rows.iter().filter(|r| r.resource.get("kotel.e2e.run").map(String::as_str) == Some(run)) {
-            let seq = r.attributes.get("kotel.e2e.seq").cloned().unwrap_or_default();
+        for r in rows
+            .iter()
+            .filter(|r| r.resource.get("kotel.e2e.run").map(String::as_str) == Some(run))
+        {
+            let seq = r
+                .attributes
+                .get("kotel.e2e.seq")
+                .cloned()
+                .unwrap_or_default();
             *m.entry(seq.clone()).or_insert(0) += 1;
             if r.resource.get("k8s.namespace.name").map(String::as_str) != Some(ns)
                 || r.resource.get("k8s.deployment.name").map(String::as_str) != Some("workload")
-                || r.resource.get("k8s.pod.name").is_none_or(|n| !n.starts_with("workload-"))
+                || r.resource
+                    .get("k8s.pod.name")
+                    .is_none_or(|n| !n.starts_with("workload-"))
                 || r.resource.get("team").map(String::as_str) != Some("e2e-team")
             {
                 bad.push(format!("{kind} seq {seq}: resource {:?}", r.resource));
@@ -506,136 +554,139 @@ async fn collector_pod(client: &Client, ns: &str, name: &str) -> Result<Pod> {
 #[tokio::test]
 async fn workload_telemetry_arrives_once_across_rotation_and_a_rollout() -> Result<()> {
     let env = env().await?;
-    let backend = Backend::start("127.0.0.1:0").await?;
+    let backend = Backend::start(&format!("{}:0", env.node)).await?;
     let ns = TestNs::create(&env.client, "real-agent").await?;
-    let name = "agent";
-    let mut timings = Timings::default();
-    let mut spec = on_real_node();
-    merge(&mut spec, &json!({"hostNetwork": true}));
-    let cr = kotel::collector(
-        name,
-        &ns.name,
-        node_agent_config(&ns.name, &backend.addr().to_string(), "1s"),
-        spec.clone(),
-    );
-    let start = Instant::now();
-    apply(&cr)?;
-    let o = wait_ready(&env.client, &ns.name, name, 1, READY_TIMEOUT)
-        .await
-        .with_context(|| describe_pods(&ns.name))?;
-    timings.record("real node: node agent applied -> Ready 1/1", start.elapsed());
-    let first_pod = o.pods[0].name_any();
-
-    // ~3000 lines at 60 a second, a tenth of them 20 KiB (split by the runtime into partial
-    // chunks): ~6 MiB, so the kubelet (containerLogMaxSize 1Mi) rotates the file several times.
-    let (lines, rate, items) = (3000, 60, 200);
-    let run = format!("{:x}", std::process::id());
-    let load_start = Instant::now();
-    apply(&workload(&ns.name, &run, lines, rate, items))?;
-
-    // Halfway through, a config change rolls the collector.
-    tokio::time::sleep(Duration::from_secs(lines / rate / 2)).await;
-    let mut new_spec = spec.clone();
-    merge(
-        &mut new_spec,
-        &json!({"config": node_agent_config(&ns.name, &backend.addr().to_string(), "2s")}),
-    );
-    let roll = Instant::now();
-    kotel::patch_spec(&env.client, &ns.name, name, new_spec).await?;
-    let o = wait_for("the collector rolled to the new config", READY_TIMEOUT, || async {
-        let o = wait_ready(&env.client, &ns.name, name, 1, Duration::from_secs(5)).await.ok();
-        Ok(o.filter(|o| o.pods.iter().all(|p| p.name_any() != first_pod)))
-    })
-    .await?;
-    timings.record("real node: config change -> new pod Ready", roll.elapsed());
-
-    let report = wait_lines(&backend, &ns.name, &run, lines).await;
-    let load_secs = load_start.elapsed().as_secs_f64();
-    let (otlp, otlp_bad) = otlp_report(&backend, &ns.name, &run);
-
-    // The kubelet rotated the workload's log file during the load.
-    let rotated: Vec<String> = glob_files(&format!("/var/log/pods/{}_workload-", ns.name), "app")
-        .into_iter()
-        .filter(|f| f.contains(".log."))
-        .collect();
-
-    let pts = backend.points();
-    let pod_metric = |metric: &str, pod_prefix: &str| {
-        pts.iter()
-            .filter(|p| p.text == metric && p.attr("k8s.pod.name").is_some_and(|n| n.starts_with(pod_prefix)))
-            .map(|p| p.value)
-            .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))))
-    };
-    let collector_prefix = format!("{name}-collector-");
-    let collector_rss = pod_metric("k8s.pod.memory.rss", &collector_prefix);
-    let collector_cpu = pod_metric("k8s.pod.cpu.time", &collector_prefix);
-    let workload_mem = pod_metric("k8s.pod.memory.working_set", "workload-");
-    let container_mem = pts.iter().any(|p| {
-        p.text == "container.memory.working_set"
-            && p.attr("k8s.container.name") == Some("app")
-            && p.value > 0.0
-    });
-    if let Some(s) = &report.sample {
-        println!("sample log record: resource {:?} attributes {:?}", s.resource, s.attributes);
-    }
-    println!(
-        "TIMING real node: {} log records over {load_secs:.0}s ({:.0}/s at the backend); collector pod RSS {:?} MiB, CPU {:?} s",
-        report.counts.values().sum::<usize>(),
-        report.counts.values().sum::<usize>() as f64 / load_secs,
-        collector_rss.map(|b| (b / 1048576.0 * 10.0).round() / 10.0),
-        collector_cpu
-    );
-    for (n, d) in timings.phases() {
-        println!("TIMING {n}: {:.1}s", d.as_secs_f64());
-    }
-
-    let missing = report.missing(lines);
-    ensure!(
-        missing.is_empty(),
-        "{} of {lines} lines never arrived (first: {:?}); pods: {}",
-        missing.len(),
-        &missing[..missing.len().min(10)],
-        describe_pods(&ns.name)
-    );
-    ensure!(report.duplicated().is_empty(), "lines arrived twice: {:?}", &report.duplicated()[..report.duplicated().len().min(10)]);
-    ensure!(report.bad.is_empty(), "records with wrong content or attributes: {:#?}", report.bad);
-    ensure!(!rotated.is_empty(), "the kubelet never rotated the workload's log file; the test did not test rotation");
-    for kind in ["spans", "points", "logs"] {
-        let m = &otlp[kind];
-        ensure!(
-            m.len() == items as usize && m.values().all(|n| *n == 1),
-            "OTLP {kind}: {} distinct of {items}, duplicates {:?}",
-            m.len(),
-            m.iter().filter(|(_, n)| **n > 1).take(5).collect::<Vec<_>>()
+    // Cleaned up whatever happens, so a failure leaves nothing on the node.
+    let result: Result<()> = async {
+        let name = "agent";
+        let mut timings = Timings::default();
+        let mut spec = on_real_node();
+        merge(&mut spec, &json!({"hostNetwork": true}));
+        let cr = kotel::collector(
+            name,
+            &ns.name,
+            node_agent_config(&ns.name, &backend.addr().to_string(), "1s"),
+            spec.clone(),
         );
-    }
-    ensure!(otlp_bad.is_empty(), "OTLP items without their pod's metadata: {otlp_bad:#?}");
-    ensure!(
-        workload_mem.is_some_and(|v| v > 0.0) && container_mem,
-        "kubeletstats: no memory of the workload pod ({workload_mem:?}) or its container ({container_mem})"
-    );
-    drop(o);
+        let start = Instant::now();
+        apply(&cr)?;
+        let o = wait_ready(&env.client, &ns.name, name, 1, READY_TIMEOUT)
+            .await
+            .with_context(|| describe_pods(&ns.name))?;
+        timings.record("real node: node agent applied -> Ready 1/1", start.elapsed());
+        let first_pod = o.pods[0].name_any();
 
-    // 8. Deleting the resource removes the pods and everything the operator made.
-    let ds_name = format!("{name}-collector");
-    otelcols_delete(&env.client, &ns.name, name).await?;
-    wait_for("every child of the resource gone", Duration::from_secs(120), || async {
-        let ds = Api::<DaemonSet>::namespaced(env.client.clone(), &ns.name)
-            .get_opt(&ds_name)
-            .await?;
-        // DaemonSet, ServiceAccount, ConfigMaps, Services, ClusterRole and binding.
-        let children = kotel::children_versions(&ns.name, name)?;
-        let pods = Api::<Pod>::namespaced(env.client.clone(), &ns.name)
-            .list(&ListParams::default())
-            .await?
-            .items
+        // ~3000 lines at 60 a second, a tenth of them 20 KiB (split by the runtime into partial
+        // chunks): ~6 MiB, so the kubelet (containerLogMaxSize 1Mi) rotates the file several times.
+        let (lines, rate, items) = (3000, 60, 200);
+        let run = format!("{:x}", std::process::id());
+        let load_start = Instant::now();
+        apply(&workload(&ns.name, &run, lines, rate, items))?;
+
+        // Halfway through, a config change rolls the collector.
+        tokio::time::sleep(Duration::from_secs(lines / rate / 2)).await;
+        let mut new_spec = spec.clone();
+        merge(
+            &mut new_spec,
+            &json!({"config": node_agent_config(&ns.name, &backend.addr().to_string(), "2s")}),
+        );
+        let roll = Instant::now();
+        kotel::patch_spec(&env.client, &ns.name, name, new_spec).await?;
+        let o = wait_for("the collector rolled to the new config", READY_TIMEOUT, || async {
+            let o = wait_ready(&env.client, &ns.name, name, 1, Duration::from_secs(5)).await.ok();
+            Ok(o.filter(|o| o.pods.iter().all(|p| p.name_any() != first_pod)))
+        })
+        .await?;
+        timings.record("real node: config change -> new pod Ready", roll.elapsed());
+
+        let report = wait_lines(&backend, &ns.name, &run, lines).await;
+        let load_secs = load_start.elapsed().as_secs_f64();
+        let (otlp, otlp_bad) = otlp_report(&backend, &ns.name, &run);
+
+        // The kubelet rotated the workload's log file during the load.
+        let rotated: Vec<String> = glob_files(&format!("/var/log/pods/{}_workload-", ns.name), "app")
             .into_iter()
-            .filter(|p| p.name_any().starts_with(&collector_prefix))
-            .count();
-        Ok((ds.is_none() && children.is_empty() && pods == 0).then_some(()))
-    })
-    .await?;
-    cleanup(&env.client, ns).await
+            .filter(|f| f.contains(".log."))
+            .collect();
+
+        let pts = backend.points();
+        let pod_metric = |metric: &str, pod_prefix: &str| {
+            pts.iter()
+                .filter(|p| p.text == metric && p.attr("k8s.pod.name").is_some_and(|n| n.starts_with(pod_prefix)))
+                .map(|p| p.value)
+                .fold(None, |a: Option<f64>, v| Some(a.map_or(v, |a| a.max(v))))
+        };
+        let collector_prefix = format!("{name}-collector-");
+        let collector_rss = pod_metric("k8s.pod.memory.rss", &collector_prefix);
+        let collector_cpu = pod_metric("k8s.pod.cpu.time", &collector_prefix);
+        let workload_mem = pod_metric("k8s.pod.memory.working_set", "workload-");
+        let container_mem = pts.iter().any(|p| {
+            p.text == "container.memory.working_set"
+                && p.attr("k8s.container.name") == Some("app")
+                && p.value > 0.0
+        });
+        if let Some(s) = &report.sample {
+            println!("sample log record: resource {:?} attributes {:?}", s.resource, s.attributes);
+        }
+        println!(
+            "TIMING real node: {} log records over {load_secs:.0}s ({:.0}/s at the backend); collector pod RSS {:?} MiB, CPU {:?} s",
+            report.counts.values().sum::<usize>(),
+            report.counts.values().sum::<usize>() as f64 / load_secs,
+            collector_rss.map(|b| (b / 1048576.0 * 10.0).round() / 10.0),
+            collector_cpu
+        );
+
+        let missing = report.missing(lines);
+        ensure!(
+            missing.is_empty(),
+            "{} of {lines} lines never arrived (first: {:?}); pods: {}",
+            missing.len(),
+            &missing[..missing.len().min(10)],
+            describe_pods(&ns.name)
+        );
+        ensure!(report.duplicated().is_empty(), "lines arrived twice: {:?}", &report.duplicated()[..report.duplicated().len().min(10)]);
+        ensure!(report.bad.is_empty(), "records with wrong content or attributes: {:#?}", report.bad);
+        ensure!(!rotated.is_empty(), "the kubelet never rotated the workload's log file; the test did not test rotation");
+        for kind in ["spans", "points", "logs"] {
+            let m = &otlp[kind];
+            ensure!(
+                m.len() == items as usize && m.values().all(|n| *n == 1),
+                "OTLP {kind}: {} distinct of {items}, duplicates {:?}",
+                m.len(),
+                m.iter().filter(|(_, n)| **n > 1).take(5).collect::<Vec<_>>()
+            );
+        }
+        ensure!(otlp_bad.is_empty(), "OTLP items without their pod's metadata: {otlp_bad:#?}");
+        ensure!(
+            workload_mem.is_some_and(|v| v > 0.0) && container_mem,
+            "kubeletstats: no memory of the workload pod ({workload_mem:?}) or its container ({container_mem})"
+        );
+        drop(o);
+
+        // 8. Deleting the resource removes the pods and everything the operator made.
+        let ds_name = format!("{name}-collector");
+        otelcols_delete(&env.client, &ns.name, name).await?;
+        wait_for("every child of the resource gone", Duration::from_secs(120), || async {
+            let ds = Api::<DaemonSet>::namespaced(env.client.clone(), &ns.name)
+                .get_opt(&ds_name)
+                .await?;
+            // DaemonSet, ServiceAccount, ConfigMaps, Services, ClusterRole and binding.
+            let children = kotel::children_versions(&ns.name, name)?;
+            let pods = Api::<Pod>::namespaced(env.client.clone(), &ns.name)
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .filter(|p| p.name_any().starts_with(&collector_prefix))
+                .count();
+            Ok((ds.is_none() && children.is_empty() && pods == 0).then_some(()))
+        })
+        .await?;
+        Ok(())
+    }
+    .await;
+    let cleaned = cleanup(&env.client, ns).await;
+    result.and(cleaned)
 }
 
 async fn otelcols_delete(client: &Client, ns: &str, name: &str) -> Result<()> {
@@ -653,7 +704,11 @@ fn glob_files(dir_prefix: &str, container: &str) -> Vec<String> {
         if !d.file_name().to_string_lossy().starts_with(prefix) {
             continue;
         }
-        for f in std::fs::read_dir(d.path().join(container)).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(d.path().join(container))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             out.push(f.file_name().to_string_lossy().into_owned());
         }
     }
@@ -667,75 +722,81 @@ async fn collector_sigkill_is_restarted_and_loses_no_line() -> Result<()> {
     let env = env().await?;
     let sock = std::env::var("E2E_CONTAINERD_SOCK")
         .unwrap_or_else(|_| "/run/kotel-e2e-node/containerd/containerd.sock".into());
-    let backend = Backend::start("127.0.0.1:0").await?;
+    let backend = Backend::start(&format!("{}:0", env.node)).await?;
     let ns = TestNs::create(&env.client, "real-kill").await?;
-    let name = "agent";
-    let mut spec = on_real_node();
-    merge(&mut spec, &json!({"hostNetwork": true}));
-    apply(&kotel::collector(
-        name,
-        &ns.name,
-        node_agent_config(&ns.name, &backend.addr().to_string(), "1s"),
-        spec,
-    ))?;
-    wait_ready(&env.client, &ns.name, name, 1, READY_TIMEOUT)
-        .await
-        .with_context(|| describe_pods(&ns.name))?;
-    let (lines, rate) = (1500, 60);
-    let run = format!("k{:x}", std::process::id());
-    apply(&workload(&ns.name, &run, lines, rate, 0))?;
-    tokio::time::sleep(Duration::from_secs(lines / rate / 2)).await;
+    // Cleaned up whatever happens, so a failure leaves nothing on the node.
+    let result: Result<()> = async {
+        let name = "agent";
+        let mut spec = on_real_node();
+        merge(&mut spec, &json!({"hostNetwork": true}));
+        apply(&kotel::collector(
+            name,
+            &ns.name,
+            node_agent_config(&ns.name, &backend.addr().to_string(), "1s"),
+            spec,
+        ))?;
+        wait_ready(&env.client, &ns.name, name, 1, READY_TIMEOUT)
+            .await
+            .with_context(|| describe_pods(&ns.name))?;
+        let (lines, rate) = (1500, 60);
+        let run_id = format!("k{:x}", std::process::id());
+        apply(&workload(&ns.name, &run_id, lines, rate, 0))?;
+        tokio::time::sleep(Duration::from_secs(lines / rate / 2)).await;
 
-    let pod = collector_pod(&env.client, &ns.name, name).await?;
-    let id = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|c| c.first())
-        .and_then(|c| c.container_id.clone())
-        .context("collector container id")?;
-    let id = id.trim_start_matches("containerd://");
-    let out = run(
-        std::process::Command::new("ctr")
-            .args(["--address", &sock, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id]),
-        None,
-    )?;
-    ensure!(out.status.success(), "ctr tasks kill: {}", out.stderr);
-    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &ns.name);
-    let pod_name = pod.name_any();
-    wait_for("the kubelet restarted the collector", READY_TIMEOUT, || async {
-        let p = pods.get(&pod_name).await?;
-        let restarted = p
+        let pod = collector_pod(&env.client, &ns.name, name).await?;
+        let id = pod
             .status
             .as_ref()
             .and_then(|s| s.container_statuses.as_ref())
             .and_then(|c| c.first())
-            .is_some_and(|c| c.restart_count >= 1 && c.ready);
-        Ok(restarted.then_some(()))
-    })
-    .await?;
+            .and_then(|c| c.container_id.clone())
+            .context("collector container id")?;
+        let id = id.trim_start_matches("containerd://");
+        let out = run(
+            std::process::Command::new("ctr")
+                .args(["--address", &sock, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id]),
+            None,
+        )?;
+        ensure!(out.status.success(), "ctr tasks kill: {}", out.stderr);
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), &ns.name);
+        let pod_name = pod.name_any();
+        wait_for("the kubelet restarted the collector", READY_TIMEOUT, || async {
+            let p = pods.get(&pod_name).await?;
+            let restarted = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|c| c.first())
+                .is_some_and(|c| c.restart_count >= 1 && c.ready);
+            Ok(restarted.then_some(()))
+        })
+        .await?;
 
-    let report = wait_lines(&backend, &ns.name, &run, lines).await;
-    let missing = report.missing(lines);
-    let dups = report.duplicated();
-    println!(
-        "TIMING real node: after SIGKILL {} duplicated lines of {lines} (at-least-once), {} missing",
-        dups.len(),
-        missing.len()
-    );
-    ensure!(
-        missing.is_empty(),
-        "{} lines lost across the SIGKILL (first: {:?})",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
-    ensure!(report.bad.is_empty(), "records with wrong content or attributes: {:#?}", report.bad);
-    // The checkpoint is flushed as batches are read, so a kill re-reads at most what was read
-    // since the last one: far from the whole file.
-    ensure!(
-        dups.len() < lines as usize / 2,
-        "{} of {lines} lines arrived twice: the checkpoint did not survive the kill",
-        dups.len()
-    );
-    cleanup(&env.client, ns).await
+        let report = wait_lines(&backend, &ns.name, &run_id, lines).await;
+        let missing = report.missing(lines);
+        let dups = report.duplicated();
+        println!(
+            "TIMING real node: after SIGKILL {} duplicated lines of {lines} (at-least-once), {} missing",
+            dups.len(),
+            missing.len()
+        );
+        ensure!(
+            missing.is_empty(),
+            "{} lines lost across the SIGKILL (first: {:?})",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+        ensure!(report.bad.is_empty(), "records with wrong content or attributes: {:#?}", report.bad);
+        // The checkpoint is flushed as batches are read, so a kill re-reads at most what was read
+        // since the last one: far from the whole file.
+        ensure!(
+            dups.len() < lines as usize / 2,
+            "{} of {lines} lines arrived twice: the checkpoint did not survive the kill",
+            dups.len()
+        );
+        Ok(())
+    }
+    .await;
+    let cleaned = cleanup(&env.client, ns).await;
+    result.and(cleaned)
 }

@@ -22,8 +22,8 @@ use tracing::{debug, info, warn};
 
 use crate::apply::{self, ApplyError};
 use crate::build;
-use crate::diagnose;
 use crate::crd::{FINALIZER, ManagementState, OpenTelemetryCollector};
+use crate::diagnose;
 use crate::metrics::Metrics;
 use crate::names::{self, LABEL_MANAGED_BY, MANAGER, Names};
 use crate::status::{self, Outcome};

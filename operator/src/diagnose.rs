@@ -18,7 +18,11 @@ const STUCK: &[&str] = &[
 ];
 
 /// Warning Event reasons of a pod that only a change can end.
-const STUCK_EVENTS: &[&str] = &["FailedMount", "FailedCreatePodSandBox", "FailedAttachVolume"];
+const STUCK_EVENTS: &[&str] = &[
+    "FailedMount",
+    "FailedCreatePodSandBox",
+    "FailedAttachVolume",
+];
 
 /// One pod that is not ready, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +79,8 @@ pub fn pod_problems(pods: &[Pod], events: &[Event]) -> Vec<PodProblem> {
             if let Some(w) = &state.waiting {
                 let reason = w.reason.clone().unwrap_or_default();
                 // ContainerCreating and PodInitializing say nothing: an Event may.
-                if reason.is_empty() || reason == "ContainerCreating" || reason == "PodInitializing" {
+                if reason.is_empty() || reason == "ContainerCreating" || reason == "PodInitializing"
+                {
                     return None;
                 }
                 let mut message = one_line(w.message.as_deref().unwrap_or(""));
@@ -128,9 +133,15 @@ pub fn pod_problems(pods: &[Pod], events: &[Event]) -> Vec<PodProblem> {
         });
         let (reason, message, stuck) = problem.unwrap_or_else(|| {
             let phase = status.phase.unwrap_or_else(|| "Pending".into());
-            let running_not_ready = containers.iter().any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()));
+            let running_not_ready = containers
+                .iter()
+                .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()));
             if running_not_ready {
-                ("NotReady".into(), "running, readiness probe not passing yet".into(), false)
+                (
+                    "NotReady".into(),
+                    "running, readiness probe not passing yet".into(),
+                    false,
+                )
             } else {
                 (phase, String::new(), false)
             }
@@ -185,8 +196,14 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert!(got[0].stuck);
         let text = got[0].to_string();
-        assert!(text.starts_with("pod c-collector-abc on n1: CrashLoopBackOff: back-off 40s"), "{text}");
-        assert!(text.contains("exited with code 1 Error; exporters.otlp: endpoint missing"), "{text}");
+        assert!(
+            text.starts_with("pod c-collector-abc on n1: CrashLoopBackOff: back-off 40s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("exited with code 1 Error; exporters.otlp: endpoint missing"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -209,7 +226,12 @@ mod tests {
         };
         let events = [
             ev("Scheduled", "assigned", "2026-01-01T00:00:00Z", "Normal"),
-            ev("FailedMount", "MountVolume.SetUp failed for volume \"varlibdockercontainers\": hostPath type check failed: /var/lib/docker/containers is not a directory", "2026-01-01T00:00:05Z", "Warning"),
+            ev(
+                "FailedMount",
+                "MountVolume.SetUp failed for volume \"varlibdockercontainers\": hostPath type check failed: /var/lib/docker/containers is not a directory",
+                "2026-01-01T00:00:05Z",
+                "Warning",
+            ),
         ];
         let got = pod_problems(&[p], &events);
         assert_eq!(got[0].reason, "FailedMount");
@@ -237,6 +259,9 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].reason, "NotReady");
         assert!(!got[0].stuck);
-        assert_eq!(summary(&got, 3), "pod c: NotReady: running, readiness probe not passing yet");
+        assert_eq!(
+            summary(&got, 3),
+            "pod c: NotReady: running, readiness probe not passing yet"
+        );
     }
 }

@@ -5,7 +5,6 @@
 
 use std::process::Command;
 
-
 #[test]
 fn run_against_an_unreachable_tls_api_server_exits_with_an_error_not_a_panic() {
     // A TLS listener that accepts and hangs up, so the client builds its TLS config and dials.
@@ -39,5 +38,9 @@ fn run_against_an_unreachable_tls_api_server_exits_with_an_error_not_a_panic() {
         "the operator panicked:\n{stderr}{stdout}"
     );
     assert!(!out.status.success(), "it cannot have connected");
-    assert_eq!(out.status.code(), Some(1), "an error exit, not a signal:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an error exit, not a signal:\n{stderr}"
+    );
 }

@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+mod ack;
+
+pub use ack::{AckWait, Acks};
 pub use opentelemetry_proto::tonic as proto;
 pub use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 pub use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -128,18 +131,27 @@ pub struct RequestContext {
 pub struct Envelope {
     pub payload: Payload,
     pub context: RequestContext,
+    /// Who waits to hear that this data left the collector (see [`Acks`]).
+    pub acks: Acks,
 }
 
 impl Envelope {
     pub fn new(payload: Payload) -> Self {
-        Self {
-            payload,
-            context: RequestContext::default(),
-        }
+        Self::with_context(payload, RequestContext::default())
     }
 
     pub fn with_context(payload: Payload, context: RequestContext) -> Self {
-        Self { payload, context }
+        Self {
+            payload,
+            context,
+            acks: Acks::default(),
+        }
+    }
+
+    /// The same envelope, acknowledged through `acks`.
+    pub fn with_acks(mut self, acks: Acks) -> Self {
+        self.acks = acks;
+        self
     }
 }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kotel_config::exporters::{QueueConfig, RetryConfig};
-use kotel_pipeline::{ConsumeError, Consumer, Envelope, Payload, Refusal, Shutdown, Signal};
+use kotel_pipeline::{Acks, ConsumeError, Consumer, Envelope, Payload, Refusal, Shutdown, Signal};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
 use crate::ledger::Ledger;
@@ -76,6 +76,8 @@ pub struct Outgoing {
     pub signal: Signal,
     pub items: u64,
     pub body: Bytes,
+    /// Released when the request is sent; failed first when it is given up.
+    pub acks: Acks,
 }
 
 impl Outgoing {
@@ -84,6 +86,7 @@ impl Outgoing {
             signal: payload.signal(),
             items: payload.item_count() as u64,
             body: otlp_grpc::encode(payload),
+            acks: Acks::default(),
         }
     }
 
@@ -313,6 +316,7 @@ impl QueuedExporter {
 
     /// Counts and logs data dropped for `reason`.
     fn give_up(&self, request: &Outgoing, reason: &str, err: SendError) -> Result<(), SendError> {
+        request.acks.fail();
         self.counters.send_failed[idx(request.signal)].inc_by(request.items);
         tracing::error!(
             exporter = %self.name,
@@ -385,7 +389,9 @@ impl Consumer for QueuedExporter {
             return Err(self.refuse(data, error));
         };
         permit.forget();
-        let request = Outgoing::encode(&data.payload);
+        // Queued in memory is not delivered: the receiver hears only once the worker sent it.
+        let mut request = Outgoing::encode(&data.payload);
+        request.acks = data.acks.clone();
         let bytes = request.body.len();
         self.ledger.add(bytes);
         if q.tx.send(Job { request, cost }).is_err() {

@@ -340,9 +340,13 @@ mod tests {
             signal: Signal::Traces,
             items: 1,
             body: Bytes::new(),
+            acks: Default::default(),
         };
         let err = sender.send(&req).await.unwrap_err().to_string();
         assert!(err.starts_with(&format!("127.0.0.1:{port}: ")), "{err}");
-        assert!(err.to_lowercase().contains("refused"), "the cause is missing: {err}");
+        assert!(
+            err.to_lowercase().contains("refused"),
+            "the cause is missing: {err}"
+        );
     }
 }

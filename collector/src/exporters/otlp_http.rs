@@ -58,16 +58,17 @@ impl OtlpHttpSender {
                     .map_err(|e| OtlpHttpError::Client(format!("bad CA PEM: {e}")))
             })
             .transpose()?;
-        let identity = match (&cfg.tls.cert_file, &cfg.tls.key_file) {
-            (Some(c), Some(k)) => {
-                let mut pem = read(c)?;
-                pem.extend(read(k)?);
-                Some(reqwest::Identity::from_pem(&pem).map_err(|e| {
-                    OtlpHttpError::Client(format!("bad client certificate: {e}"))
-                })?)
-            }
-            _ => None,
-        };
+        let identity =
+            match (&cfg.tls.cert_file, &cfg.tls.key_file) {
+                (Some(c), Some(k)) => {
+                    let mut pem = read(c)?;
+                    pem.extend(read(k)?);
+                    Some(reqwest::Identity::from_pem(&pem).map_err(|e| {
+                        OtlpHttpError::Client(format!("bad client certificate: {e}"))
+                    })?)
+                }
+                _ => None,
+            };
         // system_roots: the machine's CA bundle plus `ca`; else only `ca`.
         let build = |system_roots: bool| {
             let mut b = reqwest::Client::builder()
@@ -91,7 +92,7 @@ impl OtlpHttpSender {
             Err(system) => {
                 let c = build(false).map_err(|e| OtlpHttpError::Client(e.to_string()))?;
                 tracing::warn!(
-                    endpoint = %cfg.url_for(ConfigSignal::Traces),
+                    endpoint = ?cfg.url_for(ConfigSignal::Traces),
                     error = %system,
                     "otlphttp: no system CA certificates; https trusts only tls.ca_file"
                 );

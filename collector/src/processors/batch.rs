@@ -20,7 +20,7 @@ use std::time::Duration;
 use kotel_config::ComponentId;
 use kotel_config::processors::batch::BatchConfig;
 use kotel_pipeline::{
-    BoxConsumer, ConsumeError, Consumer, Envelope, Payload, Refusal, RequestContext, Shutdown,
+    Acks, BoxConsumer, ConsumeError, Consumer, Envelope, Payload, Refusal, RequestContext, Shutdown,
 };
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Semaphore, mpsc};
@@ -75,6 +75,8 @@ struct Pending {
     cost: u32,
     context: Option<RequestContext>,
     mixed: bool,
+    /// Acknowledgements of every request merged in, carried by each piece sent on.
+    acks: Acks,
     deadline: Instant,
 }
 
@@ -189,6 +191,7 @@ impl BatchTask {
                 p.items += items;
                 p.bytes += item.bytes;
                 p.cost += item.cost;
+                p.acks.merge(item.data.acks);
                 if !p.mixed && p.context.as_ref() != Some(&item.data.context) {
                     p.mixed = true;
                     p.context = None;
@@ -202,6 +205,7 @@ impl BatchTask {
                     cost: item.cost,
                     context: Some(item.data.context),
                     mixed: false,
+                    acks: item.data.acks,
                     deadline: Instant::now() + self.cfg.timeout,
                 });
             }
@@ -227,8 +231,8 @@ impl BatchTask {
                 let empty = empty_like(&p.payload);
                 std::mem::replace(&mut p.payload, empty)
             };
-            self.hand_off(Envelope::with_context(piece, context.clone()), abort)
-                .await;
+            let data = Envelope::with_context(piece, context.clone()).with_acks(p.acks.clone());
+            self.hand_off(data, abort).await;
         }
         self.ledger.sub(p.bytes);
         self.room.add_permits(p.cost as usize);
@@ -248,6 +252,7 @@ impl BatchTask {
             let items = data.payload.item_count();
             if let ConsumeError::Permanent(reason) = &error {
                 tracing::error!(processor = %self.id, items, %reason, "next stage rejected a batch; dropping it");
+                data.acks.fail();
                 return;
             }
             let wait = match &error {
@@ -261,6 +266,7 @@ impl BatchTask {
                 _ = tokio::time::sleep(wait) => {}
                 _ = abort.cancelled() => {
                     tracing::error!(processor = %self.id, items, %error, "shutdown deadline reached; dropping a batch the exporters did not take");
+                    data.acks.fail();
                     return;
                 }
             }

@@ -11,7 +11,9 @@ use kotel_e2e::backend::{Backend, Row};
 
 /// The node a row came from: k8sattributes and kubeletstats both name it.
 fn node_of(r: &Row) -> String {
-    r.attr("k8s.node.name").unwrap_or("(no k8s.node.name)").to_string()
+    r.attr("k8s.node.name")
+        .unwrap_or("(no k8s.node.name)")
+        .to_string()
 }
 
 fn per_node(rows: &[Row]) -> BTreeMap<String, usize> {
@@ -45,7 +47,10 @@ async fn main() -> anyhow::Result<()> {
     let listen = args.next().unwrap_or_else(|| "127.0.0.1:14317".into());
     let every: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(5);
     let backend = Backend::start(&listen).await?;
-    println!("OTLP backend on {} (gRPC); a summary every {every}s, Ctrl-C stops", backend.addr());
+    println!(
+        "OTLP backend on {} (gRPC); a summary every {every}s, Ctrl-C stops",
+        backend.addr()
+    );
     let mut seen = (0usize, 0usize, 0usize);
     let mut tick = tokio::time::interval(Duration::from_secs(every));
     tick.tick().await;
@@ -60,10 +65,20 @@ async fn main() -> anyhow::Result<()> {
         let mut nodes: Vec<&String> = l.keys().chain(p.keys()).chain(s.keys()).collect();
         nodes.sort();
         nodes.dedup();
-        println!("--- last {every}s ({} log records, {} metric points, {} spans in all)", logs.len(), points.len(), spans.len());
+        println!(
+            "--- last {every}s ({} log records, {} metric points, {} spans in all)",
+            logs.len(),
+            points.len(),
+            spans.len()
+        );
         for n in nodes {
             let rate = |m: &BTreeMap<String, usize>| *m.get(n).unwrap_or(&0) as f64 / every as f64;
-            println!("  node {n}: {:.1} log records/s, {:.1} metric points/s, {:.1} spans/s", rate(&l), rate(&p), rate(&s));
+            println!(
+                "  node {n}: {:.1} log records/s, {:.1} metric points/s, {:.1} spans/s",
+                rate(&l),
+                rate(&p),
+                rate(&s)
+            );
         }
         for (kind, rows) in [("log", new.0), ("metric", new.1), ("span", new.2)] {
             if let Some(r) = rows.last() {

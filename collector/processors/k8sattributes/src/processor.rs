@@ -172,8 +172,7 @@ impl K8sAttributesProcessor {
             Some(c) => (c, "the given client".to_string()),
             None => make_client(&settings).await?,
         };
-        let watches =
-            Watches::new(client, settings.clone(), index.clone(), metrics).with_api(api);
+        let watches = Watches::new(client, settings.clone(), index.clone(), metrics).with_api(api);
         let Some(timeout) = settings.wait_for_metadata else {
             return Ok((processor, BackgroundTask(Task::Pending(Box::new(watches)))));
         };

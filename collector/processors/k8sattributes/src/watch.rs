@@ -380,22 +380,28 @@ impl Watches {
     ) {
         let api: Api<PartialObjectMeta<Namespace>> = Api::all(self.client.clone());
         let (index, m, x) = (&self.index, &self.metrics, &self.settings.extractor);
-        drive((name, &self.api), watcher::watcher(api, config), shutdown, m, |event| {
-            match event {
-                Event::Init => index.begin_relist(Kind::Namespace),
-                Event::InitApply(ns) | Event::Apply(ns) => {
-                    index.apply_namespace(object_meta(ns.meta(), FieldFrom::Namespace, x));
+        drive(
+            (name, &self.api),
+            watcher::watcher(api, config),
+            shutdown,
+            m,
+            |event| {
+                match event {
+                    Event::Init => index.begin_relist(Kind::Namespace),
+                    Event::InitApply(ns) | Event::Apply(ns) => {
+                        index.apply_namespace(object_meta(ns.meta(), FieldFrom::Namespace, x));
+                    }
+                    Event::Delete(ns) => {
+                        index.delete_namespace(ns.meta().name.as_deref().unwrap_or(""))
+                    }
+                    Event::InitDone => {
+                        index.end_relist(Kind::Namespace, Instant::now());
+                        self.ready.done(name);
+                    }
                 }
-                Event::Delete(ns) => {
-                    index.delete_namespace(ns.meta().name.as_deref().unwrap_or(""))
-                }
-                Event::InitDone => {
-                    index.end_relist(Kind::Namespace, Instant::now());
-                    self.ready.done(name);
-                }
-            }
-            m.namespace_events.inc();
-        })
+                m.namespace_events.inc();
+            },
+        )
         .await;
     }
 

@@ -15,6 +15,7 @@ pub const PARSE_ERRORS: &str = "otelcol_filelog_parse_errors";
 pub const DROPPED: &str = "otelcol_filelog_dropped_log_records";
 pub const CHECKPOINT_ERRORS: &str = "otelcol_filelog_checkpoint_errors";
 pub const CHECKPOINT_RESETS: &str = "otelcol_filelog_checkpoint_resets";
+pub const UNDELIVERED_BATCHES: &str = "otelcol_filelog_undelivered_batches";
 
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
@@ -25,6 +26,7 @@ pub struct Metrics {
     pub dropped: Counter,
     pub checkpoint_errors: Counter,
     pub checkpoint_resets: Counter,
+    pub undelivered_batches: Counter,
 }
 
 impl Metrics {
@@ -61,6 +63,11 @@ impl Metrics {
             CHECKPOINT_RESETS,
             "Corrupt checkpoints set aside and reset",
             m.checkpoint_resets.clone(),
+        );
+        r.register(
+            UNDELIVERED_BATCHES,
+            "Batches an exporter gave up on after they were read (not read again)",
+            m.undelivered_batches.clone(),
         );
         m
     }

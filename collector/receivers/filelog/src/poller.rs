@@ -5,7 +5,7 @@
 //! the batch is dropped from memory, reading pauses (backoff) and resumes from the last accepted
 //! offsets: the file itself is the retry buffer, so nothing is skipped or repeated.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -17,7 +17,7 @@ use kotel_pipeline::proto::collector::logs::v1::ExportLogsServiceRequest;
 use kotel_pipeline::proto::common::v1::{InstrumentationScope, KeyValue};
 use kotel_pipeline::proto::logs::v1::{ResourceLogs, ScopeLogs};
 use kotel_pipeline::proto::resource::v1::Resource;
-use kotel_pipeline::{BoxConsumer, ConsumeError, Envelope, Payload, Shutdown};
+use kotel_pipeline::{AckWait, Acks, BoxConsumer, ConsumeError, Envelope, Payload, Shutdown};
 
 use crate::checkpoint::{Loaded, Saved, Saver, Store};
 use crate::discovery::{Discovery, Found};
@@ -36,6 +36,16 @@ const FILE_BYTES_PER_POLL: u64 = 64 << 20;
 /// Polls a file is remembered after it was last seen, and a vanished file's handle is kept
 /// open while it yields nothing more (the writer may still append after a rename).
 const GENERATIONS: u64 = 3;
+/// How long a stopping receiver waits for its last batches to be delivered before its final
+/// checkpoint (what is not delivered by then is read again at the next start).
+const SHUTDOWN_ACK_WAIT: Duration = Duration::from_secs(5);
+
+/// An acknowledgement that is already settled (a flush with nothing to send).
+fn ack_now() -> AckWait {
+    let (acks, wait) = Acks::pair();
+    drop(acks);
+    wait
+}
 
 /// The receiver settings the poll loop uses.
 #[derive(Debug, Clone)]
@@ -77,11 +87,17 @@ impl Settings {
 
 /// A file the receiver knows: its identity, accepted offset and, while found, an open handle.
 struct Tracked {
+    /// Stable while tracked (indices shift as files are forgotten), for acknowledgements.
+    id: u64,
     fp: Fingerprint,
-    /// Records before this offset were accepted downstream.
+    /// Records before this offset were accepted downstream; reading goes on from here.
     offset: u64,
     /// See [`Position::done`].
     done: u64,
+    /// What the checkpoint holds: the position up to which every record was delivered (sent
+    /// by the exporters, or dropped for good). Behind `offset` while batches are on their way,
+    /// so a crash re-reads them rather than losing them.
+    acked: Position,
     path: PathBuf,
     file: Option<File>,
     dev_ino: (u64, u64),
@@ -172,6 +188,10 @@ pub struct Poller {
     scratch: Vec<Entry>,
     dirty: bool,
     backoff: Duration,
+    /// Batches accepted downstream and not yet delivered, oldest first, with the positions
+    /// their delivery lets the checkpoint reach.
+    unacked: VecDeque<(Vec<(u64, Position)>, AckWait)>,
+    next_id: u64,
 }
 
 fn now_nanos() -> u64 {
@@ -207,6 +227,8 @@ impl Poller {
             batch: Batch::default(),
             scratch: Vec::new(),
             dirty: false,
+            unacked: VecDeque::new(),
+            next_id: 0,
             backoff,
         }
     }
@@ -226,6 +248,7 @@ impl Poller {
         loop {
             let started = tokio::time::Instant::now();
             let stop = self.poll_once(&shutdown).await;
+            self.settle_acks();
             self.save_checkpoints();
             let wait = match stop {
                 Err(Stop::Shutdown) => break,
@@ -244,6 +267,9 @@ impl Poller {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+        // The last batches are usually still in the batch processor or the exporter: give them
+        // a moment, then checkpoint what was delivered (the rest is read again next start).
+        self.wait_for_acks(SHUTDOWN_ACK_WAIT).await;
         self.save_checkpoints();
         if let Some(mut saver) = self.saver.take() {
             saver.finish();
@@ -259,10 +285,16 @@ impl Poller {
             Loaded::Files(files) => {
                 tracing::info!(receiver = %self.id, files = files.len(), "resuming from checkpoints");
                 for f in files {
+                    self.next_id += 1;
                     self.tracked.push(Tracked {
+                        id: self.next_id,
                         fp: f.fingerprint,
                         offset: f.offset,
                         done: f.done.max(f.offset),
+                        acked: Position {
+                            offset: f.offset,
+                            done: f.done.max(f.offset),
+                        },
                         path: f.path.into(),
                         file: None,
                         dev_ino: (0, 0),
@@ -297,8 +329,8 @@ impl Poller {
             .iter()
             .map(|t| Saved {
                 fingerprint: t.fp.clone(),
-                offset: t.offset,
-                done: t.done,
+                offset: t.acked.offset,
+                done: t.acked.done,
                 path: t.path.to_string_lossy().into_owned(),
             })
             .collect();
@@ -459,6 +491,7 @@ impl Poller {
                 tracing::info!(path = %f.path.display(), "file truncated; reading from its start");
                 t.offset = 0;
                 t.done = 0;
+                t.acked = Position { offset: 0, done: 0 };
                 t.ctx = None;
                 self.dirty = true;
             }
@@ -482,10 +515,16 @@ impl Poller {
         } else {
             0
         };
+        self.next_id += 1;
         self.tracked.push(Tracked {
+            id: self.next_id,
             fp: fp.clone(),
             offset,
             done: offset,
+            acked: Position {
+                offset,
+                done: offset,
+            },
             path: f.path.clone(),
             file: Some(file),
             dev_ino: (meta.dev(), meta.ino()),
@@ -619,12 +658,17 @@ impl Poller {
     /// Hands the batch downstream; on acceptance advances the offsets it covers.
     async fn flush(&mut self, shutdown: &Shutdown) -> Result<(), Stop> {
         let batch = std::mem::take(&mut self.batch);
+        let mut wait = None;
         if batch.records > 0 {
             let records = batch.records as u64;
             let req = ExportLogsServiceRequest {
                 resource_logs: batch.resource_logs,
             };
-            let send = self.next.consume(Envelope::new(Payload::Logs(req)));
+            let (acks, w) = Acks::pair();
+            wait = Some(w);
+            let send = self
+                .next
+                .consume(Envelope::new(Payload::Logs(req)).with_acks(acks));
             let res = if shutdown.is_cancelled() {
                 // Final flush while stopping: give the pipeline a moment, no more.
                 tokio::time::timeout(Duration::from_secs(5), send)
@@ -649,16 +693,58 @@ impl Poller {
                 Err(ConsumeError::ShuttingDown) => return Err(Stop::Shutdown),
             }
         }
+        let mut acked = Vec::with_capacity(batch.commits.len());
         for (i, pos) in batch.commits {
             let t = &mut self.tracked[i];
-            if (t.offset, t.done) != (pos.offset, pos.done) {
-                t.offset = pos.offset;
-                t.done = pos.done;
-                self.dirty = true;
-            }
+            t.offset = pos.offset;
+            t.done = pos.done;
+            acked.push((t.id, pos));
         }
+        if let Some(wait) = wait {
+            self.unacked.push_back((acked, wait));
+        } else {
+            self.unacked.push_back((acked, ack_now()));
+        }
+        self.settle_acks();
         self.save_checkpoints();
         Ok(())
+    }
+
+    /// Moves checkpoints past the batches the pipeline has delivered, oldest first: a batch
+    /// still on its way holds back every later one, so a crash never skips it.
+    fn settle_acks(&mut self) {
+        while let Some((_, wait)) = self.unacked.front_mut() {
+            match wait.settled() {
+                None => break,
+                Some(delivered) => {
+                    if !delivered {
+                        // Dropped by an exporter (and counted there): not read again, as upstream.
+                        self.metrics.undelivered_batches.inc();
+                    }
+                }
+            }
+            let (commits, _) = self.unacked.pop_front().expect("front exists");
+            for (id, pos) in commits {
+                if let Some(t) = self.tracked.iter_mut().find(|t| t.id == id)
+                    && t.acked != pos
+                {
+                    t.acked = pos;
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+
+    /// Waits up to `limit` for batches still on their way (at shutdown, before the last save).
+    async fn wait_for_acks(&mut self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            self.settle_acks();
+            if self.unacked.is_empty() || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// A refused or interrupted batch: forget it; its files are read again from their offsets.
