@@ -34,8 +34,9 @@ fn k8s_attrs(r: &Row) -> String {
 }
 
 fn short(s: &str) -> String {
-    if s.len() > 70 {
-        format!("{}…", &s[..s.floor_char_boundary(70)])
+    // Whole characters only: a line cut inside a multi-byte char would not print.
+    if s.chars().count() > 70 {
+        format!("{}…", s.chars().take(70).collect::<String>())
     } else {
         s.to_string()
     }
