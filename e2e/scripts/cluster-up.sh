@@ -92,6 +92,8 @@ for p in "$ETCD_PORT:etcd" "$ETCD_PEER_PORT:etcd-peer" "$API_PORT:kube-apiserver
 done
 
 mkdir -p "$PKI" "$LOGS" "$PIDS"
+# Pid files of a run that died without cluster-down would read as components that just exited.
+for c in "${COMPONENTS[@]}"; do rm -f "$PIDS/$c.pid"; done
 rm -rf "$E2E_DIR/etcd"   # a fresh cluster every time it starts
 
 # ---- PKI (kept across restarts; delete .e2e/pki to regenerate) -----------------------------
