@@ -50,9 +50,16 @@ impl Service {
         let metrics = SelfMetrics::register(&mut registry);
         let ledger = Ledger::new(metrics.held_bytes.clone());
         let stages = Stages::default();
-        let topology = topology::build(config, &metrics, &mut registry, &ledger, &stages).await?;
-        let side = Shutdown::new();
         let ready = Readiness::default();
+        let topology = topology::build(
+            config,
+            &metrics,
+            &mut registry,
+            (&ledger, ready.health()),
+            &stages,
+        )
+        .await?;
+        let side = Shutdown::new();
         let mut side_tasks = Vec::new();
         let mut metrics_addr = None;
         if let Some(addr) = config.service.telemetry.metrics.prometheus_address() {

@@ -18,7 +18,7 @@ use kotel_config::{
     Signal as ConfigSignal,
 };
 use kotel_pipeline::{
-    BoxConsumer, ConsumeError, Consumer, Envelope, FanOut, Refusal, Shutdown, Signal,
+    BoxConsumer, ConsumeError, Consumer, Envelope, FanOut, Health, Refusal, Shutdown, Signal,
 };
 use prometheus_client::metrics::counter::Counter;
 
@@ -163,7 +163,7 @@ pub async fn build(
     config: &Config,
     metrics: &SelfMetrics,
     registry: &mut prometheus_client::registry::Registry,
-    ledger: &Ledger,
+    (ledger, health): (&Ledger, &Health),
     stages: &Stages,
 ) -> Result<Topology, TopologyError> {
     let mut topo = Topology {
@@ -294,9 +294,10 @@ pub async fn build(
                     } else {
                         &mut spare
                     };
-                    let (consumer, task) =
-                        kotel_k8sattributes::K8sAttributesProcessor::build(pr_id, c, next, reg)
-                            .await?;
+                    let (consumer, task) = kotel_k8sattributes::K8sAttributesProcessor::build(
+                        pr_id, c, next, reg, health,
+                    )
+                    .await?;
                     let shutdown = stages.processors.clone();
                     topo.processors
                         .push(Task::new(format!("{pid}/{pr_id}"), async move {
@@ -372,7 +373,8 @@ pub async fn build(
                     &metrics.receiver(&name, "http"),
                 );
                 let receiver =
-                    kotel_kubeletstats::KubeletStatsReceiver::build(id, c, next, registry)?;
+                    kotel_kubeletstats::KubeletStatsReceiver::build(id, c, next, registry)?
+                        .with_health(health.reporter(name.clone()));
                 let shutdown = stages.receivers.clone();
                 topo.receivers.push(Task::new(id, async move {
                     receiver.run(shutdown).await.map_err(|e| e.to_string())

@@ -58,6 +58,7 @@ async fn answers_follow_readiness_and_path() {
     assert_eq!(status(&url).await, 503, "not ready yet");
     ready.set(true);
     assert_eq!(status(&url).await, 200);
+    assert_eq!(status(&format!("{url}?probe=liveness")).await, 200);
     assert_eq!(status(&format!("{base}/")).await, 404);
     assert_eq!(status(&format!("{base}/healthz")).await, 404);
     ready.set(false);

@@ -800,3 +800,151 @@ async fn collector_sigkill_is_restarted_and_loses_no_line() -> Result<()> {
     let cleaned = cleanup(&env.client, ns).await;
     result.and(cleaned)
 }
+
+/// The status a collector's resource shows now: (Ready reason, Ready message, Stalled status).
+async fn ready_condition(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<(String, String, String)> {
+    let o = observe(client, ns, name).await?;
+    let field = |t: &str, f: &str| {
+        o.condition(t)
+            .and_then(|c| c[f].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok((
+        field("Ready", "reason"),
+        field("Ready", "message"),
+        field("Stalled", "status"),
+    ))
+}
+
+/// Collectors that cannot work on the node are named, not hidden. One whose kubeletstats is
+/// pointed at a port nothing listens on stays alive (no restart: liveness asks only whether it
+/// runs) but turns unready; its health endpoint names the component and the address, and the
+/// resource's status names the pod and what the kubelet says, then calls it stuck. One that
+/// cannot bind its OTLP port (the kubelet holds it) crash-loops, and status carries its last
+/// log lines with the address.
+#[tokio::test]
+async fn collectors_that_cannot_work_are_named_in_status() -> Result<()> {
+    let env = env().await?;
+    let ns = TestNs::create(&env.client, "real-broken").await?;
+    let result: Result<()> = async {
+        let mut spec = on_real_node();
+        merge(&mut spec, &json!({"hostNetwork": true}));
+        let blind = json!({
+            "receivers": {"kubeletstats": {
+                "collection_interval": "5s",
+                "auth_type": "serviceAccount",
+                "endpoint": "https://${env:K8S_NODE_IP}:1",
+                "insecure_skip_verify": true,
+            }},
+            "exporters": {"debug": {}},
+            "extensions": {"health_check": {"endpoint": "0.0.0.0:13133"}},
+            "service": {
+                "extensions": ["health_check"],
+                "pipelines": {"metrics": {"receivers": ["kubeletstats"], "exporters": ["debug"]}},
+            },
+        });
+        apply(&kotel::collector("blind", &ns.name, blind, spec.clone()))?;
+        let health: std::net::SocketAddr = format!("{}:13133", env.node).parse()?;
+        let body = wait_for(
+            "the health endpoint to name kubeletstats",
+            READY_TIMEOUT,
+            || async {
+                let (code, body) = kotel::http_get(health, "/")?;
+                Ok((code == 503 && body.contains("kubeletstats")).then_some(body))
+            },
+        )
+        .await
+        .with_context(|| describe_pods(&ns.name))?;
+        println!("health of a collector that cannot scrape: {body}");
+        ensure!(
+            body.contains(":1/stats/summary"),
+            "the address is named: {body}"
+        );
+        let (code, _) = kotel::http_get(health, "/?probe=liveness")?;
+        ensure!(code == 200, "liveness must not ask for a restart: {code}");
+
+        let pod = collector_pod(&env.client, &ns.name, "blind").await?;
+        let pod_name = pod.name_any();
+        let (_, message, _) = wait_for("status to name the unready pod", READY_TIMEOUT, || async {
+            let c = ready_condition(&env.client, &ns.name, "blind").await?;
+            Ok((c.1.contains(&pod_name) && c.1.contains("Unhealthy")).then_some(c))
+        })
+        .await?;
+        println!("status while unready: {message}");
+        ensure!(message.contains("statuscode: 503"), "{message}");
+        let stalled = wait_for("status to call it stuck", READY_TIMEOUT, || async {
+            let c = ready_condition(&env.client, &ns.name, "blind").await?;
+            Ok((c.2 == "True").then_some(c))
+        })
+        .await?;
+        ensure!(stalled.0 == "PodsFailing", "{stalled:?}");
+        let pod = collector_pod(&env.client, &ns.name, "blind").await?;
+        let restarts = pod
+            .status
+            .and_then(|s| s.container_statuses)
+            .and_then(|c| c.first().map(|c| c.restart_count))
+            .unwrap_or(-1);
+        ensure!(
+            restarts == 0,
+            "an unready collector is not restarted: {restarts} restarts"
+        );
+        otelcols_delete(&env.client, &ns.name, "blind").await?;
+        wait_no_pods(&env.client, &ns.name, "blind-collector").await?;
+
+        // The kubelet listens on 10250 of the node; a hostNetwork collector cannot bind it.
+        let mut clash = kotel::otlp_config("1s");
+        clash["receivers"]["otlp"]["protocols"] = json!({"grpc": {"endpoint": "0.0.0.0:10250"}});
+        apply(&kotel::collector("clash", &ns.name, clash, spec))?;
+        let (reason, message, _) =
+            wait_for("status to name the crash loop", READY_TIMEOUT, || async {
+                let c = ready_condition(&env.client, &ns.name, "clash").await?;
+                Ok((c.2 == "True" && c.1.contains("CrashLoopBackOff")).then_some(c))
+            })
+            .await
+            .with_context(|| describe_pods(&ns.name))?;
+        println!("status of a crash loop: {message}");
+        ensure!(reason == "PodsFailing", "{reason}");
+        ensure!(
+            message.contains("10250"),
+            "the last log lines name the address: {message}"
+        );
+        otelcols_delete(&env.client, &ns.name, "clash").await?;
+        wait_no_pods(&env.client, &ns.name, "clash-collector").await?;
+
+        // Two hostNetwork collectors with their own OTLP ports still share the default 8888.
+        let twin = |port: u16| {
+            let mut c = kotel::otlp_config("1s");
+            c["receivers"]["otlp"]["protocols"] =
+                json!({"grpc": {"endpoint": format!("0.0.0.0:{port}")}});
+            c
+        };
+        apply(&kotel::collector(
+            "twin-a",
+            &ns.name,
+            twin(14317),
+            spec.clone(),
+        ))?;
+        wait_ready(&env.client, &ns.name, "twin-a", 1, READY_TIMEOUT).await?;
+        apply(&kotel::collector("twin-b", &ns.name, twin(24317), spec))?;
+        let (reason, message, _) =
+            wait_for("status to name the port clash", READY_TIMEOUT, || async {
+                let c = ready_condition(&env.client, &ns.name, "twin-b").await?;
+                Ok((c.2 == "True").then_some(c))
+            })
+            .await?;
+        println!("status of a port clash: {message}");
+        ensure!(
+            reason == "PodsFailing" && message.contains("free ports"),
+            "{reason}: {message}"
+        );
+        Ok(())
+    }
+    .await;
+    let cleaned = cleanup(&env.client, ns).await;
+    result.and(cleaned)
+}

@@ -245,11 +245,13 @@ async fn observe_pod_problems(
             return Vec::new();
         }
     };
-    // Events only for pods whose containers say nothing yet (a mount or sandbox failure).
+    // Events only for pods whose containers say nothing (a mount or sandbox failure, a
+    // readiness probe that fails).
+    let now = k8s_openapi::jiff::Timestamp::now();
     let events: Api<CoreEvent> = Api::namespaced(ctx.client.clone(), ns);
     let mut found = Vec::new();
-    for p in diagnose::pod_problems(&list, &[]) {
-        if p.reason != "Pending" {
+    for p in diagnose::pod_problems(&list, &[], now) {
+        if p.reason != "Pending" && p.reason != "NotReady" {
             continue;
         }
         let fs = format!("involvedObject.kind=Pod,involvedObject.name={}", p.pod);
@@ -257,7 +259,7 @@ async fn observe_pod_problems(
             found.extend(l.items);
         }
     }
-    diagnose::pod_problems(&list, &found)
+    diagnose::pod_problems(&list, &found, now)
 }
 
 fn has_finalizer(cr: &OpenTelemetryCollector) -> bool {

@@ -4,6 +4,7 @@
 //! Pure: the controller lists the pods and Events, this turns them into status text.
 
 use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 /// Container waiting reasons that only a change (of the spec, the image or the node) can end.
 const STUCK: &[&str] = &[
@@ -23,6 +24,16 @@ const STUCK_EVENTS: &[&str] = &[
     "FailedCreatePodSandBox",
     "FailedAttachVolume",
 ];
+
+/// A collector that runs but has not been ready for this long will not become ready by waiting:
+/// kotelcol answers unready only once a component has failed without a break for 30 s.
+const NOT_READY_STUCK: SignedDuration = SignedDuration::from_secs(120);
+
+/// With hostNetwork every port of the collector is a port of the node, its own metrics (8888
+/// unless `service.telemetry.metrics` says otherwise) included.
+const PORT_CLASH_HINT: &str = " (with hostNetwork each port of the collector is a port of the \
+     node: give collectors on the same nodes different receiver ports and \
+     service.telemetry.metrics addresses; the default is 8888)";
 
 /// One pod that is not ready, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,9 +73,28 @@ fn one_line(s: &str) -> String {
     s.chars().take(300).collect()
 }
 
+/// When the pod's containers have been running since, if they all run.
+fn running_since(p: &Pod) -> Option<Timestamp> {
+    let containers = p.status.as_ref()?.container_statuses.as_ref()?;
+    containers
+        .iter()
+        .map(|c| {
+            c.state
+                .as_ref()?
+                .running
+                .as_ref()?
+                .started_at
+                .as_ref()
+                .map(|t| t.0)
+        })
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .max()
+}
+
 /// What is wrong with each pod that is not ready; pods being deleted are left out. `events` are
 /// the namespace's Events about these pods (any order; the newest warning per pod is used).
-pub fn pod_problems(pods: &[Pod], events: &[Event]) -> Vec<PodProblem> {
+pub fn pod_problems(pods: &[Pod], events: &[Event], now: Timestamp) -> Vec<PodProblem> {
     let mut out = Vec::new();
     for p in pods {
         if p.metadata.deletion_timestamp.is_some() || ready(p) {
@@ -125,12 +155,24 @@ pub fn pod_problems(pods: &[Pod], events: &[Event]) -> Vec<PodProblem> {
                         .or_else(|| e.event_time.as_ref().map(|t| t.0))
                 })?;
             let reason = newest.reason.clone().unwrap_or_default();
-            Some((
-                reason.clone(),
-                one_line(newest.message.as_deref().unwrap_or("")),
-                STUCK_EVENTS.contains(&reason.as_str()),
-            ))
+            let mut message = one_line(newest.message.as_deref().unwrap_or(""));
+            if reason == "Unhealthy" && message.contains("statuscode: 503") {
+                message.push_str(
+                    " (kotelcol's health endpoint and log name the component that cannot work)",
+                );
+            }
+            // Another pod holds a port of the node: only a change of one of them ends that.
+            let port_clash = reason == "FailedScheduling" && message.contains("free ports");
+            if port_clash {
+                message.push_str(PORT_CLASH_HINT);
+            }
+            let stuck = port_clash || STUCK_EVENTS.contains(&reason.as_str());
+            Some((reason.clone(), message, stuck))
         });
+        // Running but never ready for long: the collector says it cannot work.
+        let long_unready =
+            running_since(p).is_some_and(|t| now.duration_since(t) > NOT_READY_STUCK);
+        let problem = problem.map(|(r, m, stuck)| (r, m, stuck || long_unready));
         let (reason, message, stuck) = problem.unwrap_or_else(|| {
             let phase = status.phase.unwrap_or_else(|| "Pending".into());
             let running_not_ready = containers
@@ -140,7 +182,7 @@ pub fn pod_problems(pods: &[Pod], events: &[Event]) -> Vec<PodProblem> {
                 (
                     "NotReady".into(),
                     "running, readiness probe not passing yet".into(),
-                    false,
+                    long_unready,
                 )
             } else {
                 (phase, String::new(), false)
@@ -192,7 +234,7 @@ mod tests {
                 "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": "exporters.otlp: endpoint\nmissing"}},
             }]},
         }));
-        let got = pod_problems(&[p], &[]);
+        let got = pod_problems(&[p], &[], Timestamp::now());
         assert_eq!(got.len(), 1);
         assert!(got[0].stuck);
         let text = got[0].to_string();
@@ -233,7 +275,7 @@ mod tests {
                 "Warning",
             ),
         ];
-        let got = pod_problems(&[p], &events);
+        let got = pod_problems(&[p], &events, Timestamp::now());
         assert_eq!(got[0].reason, "FailedMount");
         assert!(got[0].stuck);
         assert!(got[0].message.contains("varlibdockercontainers"));
@@ -255,7 +297,7 @@ mod tests {
                 "state": {"running": {}},
             }]},
         }));
-        let got = pod_problems(&[ready, going, starting], &[]);
+        let got = pod_problems(&[ready, going, starting], &[], Timestamp::now());
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].reason, "NotReady");
         assert!(!got[0].stuck);
@@ -263,5 +305,66 @@ mod tests {
             summary(&got, 3),
             "pod c: NotReady: running, readiness probe not passing yet"
         );
+    }
+
+    #[test]
+    fn a_collector_unready_for_minutes_is_stuck_and_the_probe_failure_is_named() {
+        let p = pod(json!({
+            "metadata": {"name": "m-collector-z"},
+            "spec": {"nodeName": "n1", "containers": []},
+            "status": {"phase": "Running", "containerStatuses": [{
+                "name": "otc-container", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+            }]},
+        }));
+        let events: Vec<Event> =
+            vec![serde_json::from_value(json!({
+            "metadata": {"name": "e"},
+            "involvedObject": {"kind": "Pod", "name": "m-collector-z"},
+            "reason": "Unhealthy", "type": "Warning", "lastTimestamp": "2026-01-01T00:01:00Z",
+            "message": "Readiness probe failed: HTTP probe failed with statuscode: 503",
+        }))
+        .unwrap()];
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let early = pod_problems(
+            std::slice::from_ref(&p),
+            &events,
+            at("2026-01-01T00:01:00Z"),
+        );
+        assert_eq!(early[0].reason, "Unhealthy");
+        assert!(!early[0].stuck, "a minute is not long enough to give up");
+        assert!(
+            early[0].message.contains("name the component"),
+            "{}",
+            early[0].message
+        );
+        let late = pod_problems(
+            std::slice::from_ref(&p),
+            &events,
+            at("2026-01-01T00:03:00Z"),
+        );
+        assert!(late[0].stuck);
+        let quiet = pod_problems(&[p], &[], at("2026-01-01T00:03:00Z"));
+        assert_eq!(quiet[0].reason, "NotReady");
+        assert!(quiet[0].stuck);
+    }
+
+    #[test]
+    fn a_port_held_by_another_host_network_pod_is_stuck_with_a_hint() {
+        let p = pod(json!({
+            "metadata": {"name": "b-collector-q"}, "spec": {"containers": []},
+            "status": {"phase": "Pending"},
+        }));
+        let events: Vec<Event> = vec![serde_json::from_value(json!({
+            "metadata": {"name": "e"},
+            "involvedObject": {"kind": "Pod", "name": "b-collector-q"},
+            "reason": "FailedScheduling", "type": "Warning", "lastTimestamp": "2026-01-01T00:00:00Z",
+            "message": "0/4 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.",
+        }))
+        .unwrap()];
+        let got = pod_problems(&[p], &events, Timestamp::now());
+        assert_eq!(got[0].reason, "FailedScheduling");
+        assert!(got[0].stuck);
+        assert!(got[0].message.contains("8888"), "{}", got[0].message);
     }
 }

@@ -14,8 +14,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 mod ack;
+mod health;
 
 pub use ack::{AckWait, Acks};
+pub use health::{Failure, Health, HealthReporter};
 pub use opentelemetry_proto::tonic as proto;
 pub use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 pub use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;

@@ -145,8 +145,10 @@ fn container(v: &Validated) -> Container {
                 .unwrap_or_else(default_security_context),
         ),
         lifecycle: s.lifecycle.clone(),
-        liveness_probe: probe(v, s.liveness_probe.as_ref()),
-        readiness_probe: probe(v, s.readiness_probe.as_ref()),
+        liveness_probe: probe(v, s.liveness_probe.as_ref(), Some(LIVENESS_QUERY)),
+        readiness_probe: probe(v, s.readiness_probe.as_ref(), None),
+        // A crash loop's last log lines land in the pod status, which ours names.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Default::default()
     }
 }
@@ -279,13 +281,21 @@ fn volume_mounts(v: &Validated) -> Vec<VolumeMount> {
     out
 }
 
+/// Asks kotelcol only whether it runs: a component that cannot work makes the collector unready,
+/// which must not get it restarted (the upstream collector ignores the query).
+const LIVENESS_QUERY: &str = "probe=liveness";
+
 /// An HTTP probe on the health_check extension; none without one (nothing to ask).
-fn probe(v: &Validated, tuning: Option<&ProbeTuning>) -> Option<Probe> {
+fn probe(v: &Validated, tuning: Option<&ProbeTuning>, query: Option<&str>) -> Option<Probe> {
     let (port, path) = v.facts.health.as_ref()?;
     let t = tuning.cloned().unwrap_or_default();
+    let path = match query {
+        Some(q) => format!("{path}{}{q}", if path.contains('?') { '&' } else { '?' }),
+        None => path.clone(),
+    };
     Some(Probe {
         http_get: Some(HTTPGetAction {
-            path: Some(path.clone()),
+            path: Some(path),
             port: IntOrString::Int(i32::from(*port)),
             ..Default::default()
         }),

@@ -9,7 +9,7 @@ use kotel_config::ComponentId;
 use kotel_config::processors::k8sattributes::K8sAttributesConfig;
 use kotel_pipeline::proto::common::v1::KeyValue;
 use kotel_pipeline::proto::resource::v1::Resource;
-use kotel_pipeline::{BoxConsumer, ConsumeError, Consumer, Envelope, Payload, Shutdown};
+use kotel_pipeline::{BoxConsumer, ConsumeError, Consumer, Envelope, Health, Payload, Shutdown};
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -128,8 +128,9 @@ impl K8sAttributesProcessor {
         config: &K8sAttributesConfig,
         next: BoxConsumer,
         registry: &mut Registry,
+        health: &Health,
     ) -> Result<(BoxConsumer, BackgroundTask), Error> {
-        Self::build_inner(id, config, next, registry, None).await
+        Self::build_inner(id, config, next, (registry, health), None).await
     }
 
     /// [`Self::build`] over a given client instead of one made from `auth_type` (tests put a
@@ -141,14 +142,15 @@ impl K8sAttributesProcessor {
         registry: &mut Registry,
         client: kube::Client,
     ) -> Result<(BoxConsumer, BackgroundTask), Error> {
-        Self::build_inner(id, config, next, registry, Some(client)).await
+        let health = Health::default();
+        Self::build_inner(id, config, next, (registry, &health), Some(client)).await
     }
 
     async fn build_inner(
         id: &ComponentId,
         config: &K8sAttributesConfig,
         next: BoxConsumer,
-        registry: &mut Registry,
+        (registry, health): (&mut Registry, &Health),
         client: Option<kube::Client>,
     ) -> Result<(BoxConsumer, BackgroundTask), Error> {
         let id = id.to_string();
@@ -172,7 +174,9 @@ impl K8sAttributesProcessor {
             Some(c) => (c, "the given client".to_string()),
             None => make_client(&settings).await?,
         };
-        let watches = Watches::new(client, settings.clone(), index.clone(), metrics).with_api(api);
+        let watches = Watches::new(client, settings.clone(), index.clone(), metrics)
+            .with_api(api)
+            .with_health(health.clone());
         let Some(timeout) = settings.wait_for_metadata else {
             return Ok((processor, BackgroundTask(Task::Pending(Box::new(watches)))));
         };

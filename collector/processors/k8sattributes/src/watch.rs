@@ -14,6 +14,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta as K8sObjectMeta;
 use kotel_config::processors::k8sattributes::FieldFrom;
+use kotel_pipeline::{Health, HealthReporter};
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -236,6 +237,7 @@ pub struct Watches {
     index: Arc<PodIndex>,
     metrics: Metrics,
     ready: Ready,
+    health: Health,
 }
 
 impl Watches {
@@ -266,7 +268,19 @@ impl Watches {
             index,
             metrics,
             ready: Ready::new(names),
+            health: Health::default(),
         }
+    }
+
+    /// Reports watches that cannot sync to the collector's health.
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = health;
+        self
+    }
+
+    fn health_of(&self, resource: &str) -> HealthReporter {
+        self.health
+            .reporter(format!("{} {resource} watch", self.settings.id))
     }
 
     /// Names the API server's address in watch errors.
@@ -317,6 +331,7 @@ impl Watches {
         let (index, m) = (&self.index, &self.metrics);
         drive(
             ("pods", &self.api),
+            (&self.health_of("pods"), &self.ready),
             watcher::watcher(api, config),
             shutdown,
             m,
@@ -382,6 +397,7 @@ impl Watches {
         let (index, m, x) = (&self.index, &self.metrics, &self.settings.extractor);
         drive(
             (name, &self.api),
+            (&self.health_of(name), &self.ready),
             watcher::watcher(api, config),
             shutdown,
             m,
@@ -415,6 +431,7 @@ impl Watches {
         let (index, m, x) = (&self.index, &self.metrics, &self.settings.extractor);
         drive(
             ("nodes", &self.api),
+            (&self.health_of("nodes"), &self.ready),
             watcher::watcher(api, config),
             shutdown,
             m,
@@ -519,8 +536,12 @@ impl Watches {
 }
 
 /// Pulls a watch stream with backoff until `shutdown`, handing each event to `handle`.
+///
+/// Until the resource first synced, a failing watch is reported to the collector's health (the
+/// processor has nothing to enrich with); afterwards it works from its cache and only logs.
 async fn drive<K>(
     (resource, api): (&'static str, &str),
+    (health, ready): (&HealthReporter, &Ready),
     stream: impl Stream<Item = Result<Event<K>, watcher::Error>>,
     shutdown: &CancellationToken,
     metrics: &Metrics,
@@ -528,15 +549,28 @@ async fn drive<K>(
 ) {
     let mut stream = pin!(stream.default_backoff());
     let mut limiter = LogLimiter::new(ERROR_LOG_EVERY);
+    let mut reported = false;
     loop {
         let next = tokio::select! {
             _ = shutdown.cancelled() => return,
             next = stream.next() => next,
         };
         match next {
-            Some(Ok(event)) => handle(event),
+            Some(Ok(event)) => {
+                handle(event);
+                if std::mem::take(&mut reported) {
+                    health.ok();
+                }
+            }
             Some(Err(error)) => {
                 metrics.watch_error(resource);
+                if !ready.is_done(resource) {
+                    health.failed(format_args!(
+                        "{resource} watch at {api}: {}",
+                        error_chain(&error)
+                    ));
+                    reported = true;
+                }
                 if let Some(suppressed) = limiter.allow(Instant::now()) {
                     warn!(
                         resource, api, error = %error_chain(&error), suppressed,
@@ -615,6 +649,33 @@ mod tests {
     use kotel_config::processors::k8sattributes::K8sAttributesConfig;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_watch_that_cannot_sync_is_reported_to_health_with_the_address() {
+        // Nothing listens on port 1 of loopback: every list is refused.
+        let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let settings = Arc::new(settings("{}"));
+        let health = Health::default();
+        let watches = Watches::new(client, settings, Arc::default(), Metrics::default())
+            .with_api("http://127.0.0.1:1/".into())
+            .with_health(health.clone());
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(watches.run(stop.clone()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let failing = loop {
+            let f = health.failing_for(Duration::ZERO, Instant::now());
+            if !f.is_empty() || Instant::now() > deadline {
+                break f;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        stop.cancel();
+        run.await.unwrap();
+        let pods = failing.iter().find(|(c, _)| c == "k pods watch");
+        let (_, error) = pods.unwrap_or_else(|| panic!("pods watch not reported: {failing:?}"));
+        assert!(error.contains("127.0.0.1:1"), "{error}");
+    }
 
     fn settings(json: &str) -> Settings {
         let c: K8sAttributesConfig = serde_json::from_str(json).unwrap();

@@ -235,7 +235,16 @@ impl Running {
                 )
                 .await
             }
-            None => K8sAttributesProcessor::build(&id, &config, sink.clone(), &mut registry).await,
+            None => {
+                K8sAttributesProcessor::build(
+                    &id,
+                    &config,
+                    sink.clone(),
+                    &mut registry,
+                    &kotel_pipeline::Health::default(),
+                )
+                .await
+            }
         }
         .expect(what);
         let shutdown = Shutdown::new();
@@ -406,6 +415,7 @@ async fn passthrough_only_tags_the_connection_ip() {
         &config,
         sink.clone(),
         &mut registry,
+        &kotel_pipeline::Health::default(),
     )
     .await
     .unwrap();
@@ -430,6 +440,7 @@ async fn wait_for_metadata_fails_clearly_when_nothing_syncs() {
         &config,
         Arc::new(kotel_pipeline::FanOut::new(Vec::new())),
         &mut registry,
+        &kotel_pipeline::Health::default(),
     )
     .await
     {

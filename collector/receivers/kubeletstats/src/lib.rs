@@ -21,7 +21,7 @@ pub mod time;
 
 use kotel_config::ComponentId;
 use kotel_config::receivers::kubeletstats::KubeletStatsConfig;
-use kotel_pipeline::{BoxConsumer, Shutdown};
+use kotel_pipeline::{BoxConsumer, Health, HealthReporter, Shutdown};
 use prometheus_client::registry::Registry;
 
 pub use config::Environment;
@@ -116,11 +116,18 @@ impl KubeletStatsReceiver {
                 needs_pods: resolved.needs_pods,
                 next,
                 telemetry,
+                health: Health::default().reporter(name.clone()),
                 receiver: name,
             },
             initial_delay: resolved.initial_delay,
             interval: resolved.collection_interval,
         })
+    }
+
+    /// Reports to the collector's health: scrapes that keep failing make the collector unready.
+    pub fn with_health(mut self, health: HealthReporter) -> Self {
+        self.scraper.health = health;
+        self
     }
 
     /// One scrape now, outside the schedule (tests, diagnostics). Counted like scheduled ones

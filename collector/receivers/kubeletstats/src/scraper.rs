@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kotel_pipeline::{BoxConsumer, ConsumeError, Envelope, Payload, Shutdown};
+use kotel_pipeline::{BoxConsumer, ConsumeError, Envelope, HealthReporter, Payload, Shutdown};
 use tokio::time::MissedTickBehavior;
 
 use crate::client::{FetchError, KubeletClient};
@@ -53,6 +53,7 @@ pub struct Scraper {
     pub(crate) needs_pods: bool,
     pub(crate) next: BoxConsumer,
     pub(crate) telemetry: Telemetry,
+    pub(crate) health: HealthReporter,
     pub(crate) receiver: String,
 }
 
@@ -101,14 +102,22 @@ impl Scraper {
             .duration
             .observe(started.elapsed().as_secs_f64());
         match result {
-            Ok(o) => tracing::debug!(
-                receiver = %self.receiver,
-                resources = o.resources,
-                points = o.points,
-                "scraped the kubelet"
-            ),
+            Ok(o) => {
+                self.health.ok();
+                tracing::debug!(
+                    receiver = %self.receiver,
+                    resources = o.resources,
+                    points = o.points,
+                    "scraped the kubelet"
+                );
+            }
             Err(e) => {
                 self.telemetry.error(e.reason());
+                // The kubelet answered nothing usable; a full pipeline is not this receiver's
+                // failure (back-pressure is reported where it happens).
+                if !matches!(e, ScrapeError::Consume(_)) {
+                    self.health.failed(&e);
+                }
                 let (url, status) = match &e {
                     ScrapeError::Fetch(f) => (Some(f.url().to_string()), f.status()),
                     ScrapeError::Decode { url, .. } => (Some(url.clone()), None),

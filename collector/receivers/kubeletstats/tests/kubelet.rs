@@ -294,11 +294,21 @@ async fn the_loop_counts_failures_and_keeps_scraping() {
         "timeout": "10s",
         "initial_delay": "0s",
     }));
+    let health = kotel_pipeline::Health::default();
+    let r = r.with_health(health.reporter("kubeletstats"));
     let shutdown = Shutdown::new();
     let task = tokio::spawn(r.run(shutdown.clone()));
 
     // Wait (no timing assertion: only a generous bound) for failures, then recovery.
     wait_for(|| h.kubelet.seen().len() >= 2).await;
+    let failing = health.failing_for(Duration::ZERO, std::time::Instant::now());
+    assert_eq!(failing.len(), 1, "{failing:?}");
+    assert!(
+        failing[0]
+            .1
+            .contains(&format!("{endpoint}/stats/summary failed - 503")),
+        "the health names the URL and the status: {failing:?}"
+    );
     h.kubelet.set_summary(Reply::ok(fixture("summary-1.json")));
     let sink = h.sink.clone();
     let mut got = 0;
@@ -310,6 +320,12 @@ async fn the_loop_counts_failures_and_keeps_scraping() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(got > 0, "a scrape after the failures delivered metrics");
+    wait_for(|| {
+        health
+            .failing_for(Duration::ZERO, std::time::Instant::now())
+            .is_empty()
+    })
+    .await;
     shutdown.cancel();
     task.await.unwrap().unwrap();
 
