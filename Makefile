@@ -25,6 +25,8 @@ test: ## Unit and component tests of the whole workspace (no cluster needed)
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	# The end-to-end tests compile only with their feature.
+	$(CARGO) clippy -p kotel-e2e -p kotelcol -p kotel-k8sattributes --features kotel-e2e/e2e,kotelcol/e2e,kotel-k8sattributes/e2e --all-targets --locked -- -D warnings
 
 .PHONY: fmt
 fmt: ## Format the workspace

@@ -899,7 +899,7 @@ async fn collectors_that_cannot_work_are_named_in_status() -> Result<()> {
         // The kubelet listens on 10250 of the node; a hostNetwork collector cannot bind it.
         let mut clash = kotel::otlp_config("1s");
         clash["receivers"]["otlp"]["protocols"] = json!({"grpc": {"endpoint": "0.0.0.0:10250"}});
-        apply(&kotel::collector("clash", &ns.name, clash, spec))?;
+        apply(&kotel::collector("clash", &ns.name, clash, spec.clone()))?;
         let (reason, message, _) =
             wait_for("status to name the crash loop", READY_TIMEOUT, || async {
                 let c = ready_condition(&env.client, &ns.name, "clash").await?;
