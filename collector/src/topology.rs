@@ -43,11 +43,7 @@ pub enum TopologyError {
     #[error(transparent)]
     Otlp(#[from] otlp::OtlpReceiverError),
     #[error(transparent)]
-    Batch(#[from] batch::BatchError),
-    #[error(transparent)]
     MemoryLimiter(#[from] memory_limiter::MemoryLimiterError),
-    #[error(transparent)]
-    Exporter(#[from] exporters::BuildError),
     #[error("exporters.{id}: {message}")]
     ExporterSetup { id: ComponentId, message: String },
     #[error(transparent)]
@@ -234,7 +230,7 @@ pub async fn build(
             metrics.exporter(&id.to_string()),
             ledger.clone(),
             stages.exporters.clone(),
-        )?;
+        );
         topo.exporters.push(Task::new(id, async move {
             task.run().await;
             Ok(())
@@ -266,7 +262,7 @@ pub async fn build(
                         next,
                         ledger.clone(),
                         metrics.processor_refused(&name),
-                    )?;
+                    );
                     let drain = stages.processors.clone();
                     let abort = stages.exporters.abort.clone();
                     topo.processors

@@ -454,6 +454,18 @@ pub fn otlp_config(batch_timeout: &str) -> Value {
     })
 }
 
+/// `over` merged into `base`: maps key by key, recursively; anything else replaces.
+pub fn deep_merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                deep_merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
 /// Applies (server-side, as the admin) a resource given as JSON.
 pub fn apply(obj: &Value) -> Result<()> {
     kubectl_stdin(

@@ -350,6 +350,60 @@ async fn invalid_config_is_reported_and_changes_nothing() -> Result<()> {
     );
     ensure!(after.running_pods() == env.nodes, "pods were disturbed");
 
+    // Configs that kotel-config once passed and only the collector's build refused (their pods
+    // would crash-loop): each is InvalidConfig, named by path, and the DaemonSet stays as it was.
+    let build_only: Vec<(&str, Value)> = vec![
+        (
+            "sending_queue.sizer",
+            json!({"exporters": {"debug": {}, "otlp": {"endpoint": "b:4317", "sending_queue": {"sizer": "bytes"}}}}),
+        ),
+        (
+            "sending_queue.storage",
+            json!({"exporters": {"debug": {}, "otlp": {"endpoint": "b:4317", "sending_queue": {"storage": "file_storage"}}}}),
+        ),
+        (
+            "metadata_keys",
+            json!({"processors": {"batch": {"metadata_keys": ["tenant"]}}}),
+        ),
+        (
+            "transport",
+            json!({"receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "/run/otlp.sock", "transport": "unix"}}}}}),
+        ),
+        (
+            "exclude.pods[0].name",
+            json!({"processors": {"batch": {}, "k8s_attributes": {"exclude": {"pods": [{"name": "(unclosed"}]}}}}),
+        ),
+    ];
+    for (path, patch) in build_only {
+        let mut config = otlp_config("1s");
+        kotel::deep_merge(&mut config, patch);
+        if config["processors"]["k8s_attributes"].is_object() {
+            config["service"]["pipelines"]["traces"]["processors"] =
+                json!(["k8s_attributes", "batch"]);
+        }
+        replace_config(&env.client, &ns.name, name, config).await?;
+        let cond = wait_for(
+            &format!("InvalidConfig naming {path}"),
+            Duration::from_secs(60),
+            || async {
+                let o = observe(&env.client, &ns.name, name).await?;
+                let c = o.condition("Ready").cloned().unwrap_or_default();
+                let ok = o.observed_current_generation()
+                    && c["reason"] == "InvalidConfig"
+                    && c["message"].as_str().is_some_and(|m| m.contains(path));
+                Ok(ok.then_some(c))
+            },
+        )
+        .await?;
+        println!("{path}: {}", cond["message"]);
+        let now = observe(&env.client, &ns.name, name).await?;
+        let ds_now = now.ds.clone().context("the DaemonSet was deleted")?;
+        ensure!(
+            ds_now.spec == ds_before.spec,
+            "{path}: the DaemonSet changed after a config its collector cannot run"
+        );
+    }
+
     // Invalid from the start: status says why, nothing is created.
     let fresh = "invalid-from-start";
     apply(&collector(fresh, &ns.name, bad.clone(), json!({})))?;
@@ -369,16 +423,20 @@ async fn invalid_config_is_reported_and_changes_nothing() -> Result<()> {
         "an invalid resource got a DaemonSet"
     );
     // Fixing the config recovers.
-    kotel::patch_spec(
-        &env.client,
-        &ns.name,
-        name,
-        json!({"config": otlp_config("1s")}),
-    )
-    .await?;
+    replace_config(&env.client, &ns.name, name, otlp_config("1s")).await?;
     wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
     op.check_running()?;
     ns.cleanup().await?;
+    Ok(())
+}
+
+/// Sets `spec.config` whole (a merge patch would keep keys of the config before).
+async fn replace_config(client: &Client, ns: &str, name: &str, config: Value) -> Result<()> {
+    let api = kotel::otelcols(client, ns);
+    let mut obj = api.get(name).await?;
+    obj.data["spec"]["config"] = config;
+    api.replace(name, &kube::api::PostParams::default(), &obj)
+        .await?;
     Ok(())
 }
 

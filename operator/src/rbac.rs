@@ -116,27 +116,13 @@ fn k8sattributes(c: &K8sAttributesConfig, rules: &mut RuleSet) {
     }
 }
 
-/// Utilization metrics that need the pods' resource specs from the kubelet's `/pods`.
-const POD_SPEC_METRICS: &[&str] = &[
-    "k8s.container.cpu_limit_utilization",
-    "k8s.container.cpu_request_utilization",
-    "k8s.container.memory_limit_utilization",
-    "k8s.container.memory_request_utilization",
-    "k8s.pod.cpu_limit_utilization",
-    "k8s.pod.cpu_request_utilization",
-    "k8s.pod.memory_limit_utilization",
-    "k8s.pod.memory_request_utilization",
-];
-
 fn kubeletstats(c: &KubeletStatsConfig, pods: KubeletPodsResource, rules: &mut RuleSet) {
     // The kubelet authorizes a service-account token through RBAC; with client certificates (tls)
     // or kubeconfig it authorizes that identity instead, and no rule of the collector's matters.
     if c.auth_type == AuthType::ServiceAccount {
         rules.grant("", "nodes/stats", GET);
-        let pod_specs = POD_SPEC_METRICS
-            .iter()
-            .any(|m| c.metrics.get(*m).is_some_and(|t| t.enabled));
-        if c.needs_pods_endpoint() || pod_specs {
+        // kotel-config knows what reads /pods (extra labels, limit/request utilization).
+        if c.needs_pods_endpoint() {
             rules.grant("", pods.resource(), GET);
         }
     }

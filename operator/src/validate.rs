@@ -4,7 +4,7 @@
 //! The config is checked with kotel-config, the same code the collector parses with, so the
 //! operator never rolls out a config the collector would reject.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
@@ -159,7 +159,6 @@ pub fn validate(
     check_volumes(spec)?;
 
     let config = with_defaults(canonical(spec.config.clone()));
-    check_components(&config)?;
     let typed = parse(&config)?;
 
     let config_json = serde_json::to_vec(&config).expect("a JSON value always serializes");
@@ -225,85 +224,6 @@ fn check_volumes(spec: &OpenTelemetryCollectorSpec) -> Result<(), InvalidSpec> {
     Ok(())
 }
 
-/// Checks what kotel-config would also catch, to give a precise reason: components kotel does
-/// not implement, and pipelines or `service.extensions` naming components that are not defined.
-fn check_components(config: &Value) -> Result<(), InvalidSpec> {
-    let Some(root) = config.as_object() else {
-        return Err(InvalidSpec::new(
-            InvalidReason::InvalidConfig,
-            "spec.config must be an object",
-        ));
-    };
-    if let Some(connectors) = root.get("connectors").and_then(Value::as_object)
-        && !connectors.is_empty()
-    {
-        let ids: Vec<_> = connectors.keys().map(String::as_str).collect();
-        return Err(InvalidSpec::new(
-            InvalidReason::UnsupportedComponent,
-            format!(
-                "connectors are not implemented by kotel: {}",
-                ids.join(", ")
-            ),
-        ));
-    }
-
-    let defined = |section: &str| -> BTreeSet<String> {
-        root.get(section)
-            .and_then(Value::as_object)
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
-    };
-    let mut undefined = Vec::new();
-    let service = root.get("service");
-    let pipelines = service
-        .and_then(|s| s.get("pipelines"))
-        .and_then(Value::as_object);
-    for (pipeline, body) in pipelines.into_iter().flatten() {
-        for section in ["receivers", "processors", "exporters"] {
-            let known = defined(section);
-            for id in body
-                .get(section)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                if !known.contains(id) {
-                    undefined.push(format!(
-                        "service.pipelines.{pipeline}.{section}: {id:?} is not defined in {section}"
-                    ));
-                }
-            }
-        }
-    }
-    let known = defined("extensions");
-    for id in service
-        .and_then(|s| s.get("extensions"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        if !known.contains(id) {
-            undefined.push(format!(
-                "service.extensions: {id:?} is not defined in extensions"
-            ));
-        }
-    }
-    if !undefined.is_empty() {
-        // The API server drops null values, so `batch:` with nothing after it vanishes from the
-        // stored resource; say so, since the user's file does define it.
-        return Err(InvalidSpec::new(
-            InvalidReason::UndefinedComponent,
-            format!(
-                "{} (a component written with no value, such as `batch:`, is dropped by the API server: write `batch: {{}}`)",
-                undefined.join("; ")
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// kotel-config's verdict. References to unset `${env:…}` variables are kept as written: the
 /// operator cannot see the pod's environment.
 fn parse(config: &Value) -> Result<kotel_config::Config, InvalidSpec> {
@@ -315,18 +235,31 @@ fn parse(config: &Value) -> Result<kotel_config::Config, InvalidSpec> {
         )
     })?;
     kotel_config::Config::from_value(expanded).map_err(|errors| {
-        // kotel-config says "unknown type" for a component type it does not implement.
-        let unsupported: Vec<_> = errors
-            .iter()
-            .filter(|e| e.message.starts_with("unknown type"))
-            .collect();
-        let reason = if !unsupported.is_empty() && unsupported.len() == errors.0.len() {
-            InvalidReason::UnsupportedComponent
-        } else {
-            InvalidReason::InvalidConfig
-        };
-        InvalidSpec::new(reason, errors.to_string())
+        let reason = reason_for(&errors);
+        let mut message = errors.to_string();
+        if reason == InvalidReason::UndefinedComponent {
+            // The API server drops null values, so `batch:` with nothing after it vanishes from
+            // the stored resource; say so, since the user's file does define it.
+            message.push_str(
+                " (a component written with no value, such as `batch:`, is dropped by the API server: write `batch: {}`)",
+            );
+        }
+        InvalidSpec::new(reason, message)
     })
+}
+
+/// The status reason for kotel-config's errors, from their kinds: a component kotel does not
+/// implement, a reference to one that is not defined, or (anything else) an invalid config.
+fn reason_for(errors: &kotel_config::ConfigErrors) -> InvalidReason {
+    use kotel_config::ErrorKind;
+    let all = |f: &dyn Fn(ErrorKind) -> bool| errors.iter().all(|e| f(e.kind));
+    if all(&|k| k == ErrorKind::UnknownType) {
+        InvalidReason::UnsupportedComponent
+    } else if all(&|k| matches!(k, ErrorKind::UnknownType | ErrorKind::Undefined)) {
+        InvalidReason::UndefinedComponent
+    } else {
+        InvalidReason::InvalidConfig
+    }
 }
 
 /// Rebuilds every object with sorted keys, so the rendered config and its hash do not depend on
@@ -497,8 +430,8 @@ mod tests {
         assert_eq!(e.reason, InvalidReason::UndefinedComponent);
         assert!(
             e.message.starts_with(
-                "service.pipelines.traces.exporters: \"otlp/backend\" is not defined in exporters"
-            ),
+                "service.pipelines.traces.exporters[0]: references exporter \"otlp/backend\" which is not configured"
+            ) && e.message.contains("write `batch: {}`"),
             "{}",
             e.message
         );

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::error::{ConfigError, typed};
+use crate::error::{ConfigError, ErrorKind, typed};
 use crate::id::ComponentKind;
 use crate::{exporters, extensions, processors, receivers};
 
@@ -133,7 +133,8 @@ fn unknown(kind: ComponentKind, path: &str, ty: &str) -> ConfigError {
         .filter(|(k, ..)| *k == kind)
         .map(|(_, t, ..)| *t)
         .collect();
-    ConfigError::new(
+    ConfigError::of(
+        ErrorKind::UnknownType,
         path,
         format!(
             "unknown type {ty:?}: kotel implements {} {}",

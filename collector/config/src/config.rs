@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::component::{self, Signal};
-use crate::error::{ConfigError, ConfigErrors, typed};
+use crate::error::{ConfigError, ConfigErrors, ErrorKind, typed};
 use crate::expand::{self, Lookup};
 use crate::id::{ComponentId, ComponentKind, PipelineId};
 use crate::receivers::otlp::port_of;
@@ -135,7 +135,8 @@ impl Config {
             ExtensionConfig::parse,
         );
         for (id, _) in raw_connectors {
-            errors.push(ConfigError::new(
+            errors.push(ConfigError::of(
+                ErrorKind::UnknownType,
                 format!("connectors.{id}"),
                 "kotel implements no connectors yet",
             ));
@@ -299,7 +300,8 @@ impl Config {
                     )
             });
             if !ok {
-                errors.push(ConfigError::new(
+                errors.push(ConfigError::of(
+                    ErrorKind::Undefined,
                     path,
                     format!("storage {storage:?} must be a file_storage extension listed in service.extensions"),
                 ));
@@ -384,7 +386,8 @@ fn check_service<R, P, E, X>(
         let path = format!("service.extensions[{i}]");
         match e.parse::<ComponentId>() {
             Ok(id) if extensions.contains_key(&id) => ext_ids.push(id),
-            Ok(_) => errors.push(ConfigError::new(
+            Ok(_) => errors.push(ConfigError::of(
+                ErrorKind::Undefined,
                 path,
                 format!("references extension {e:?} which is not configured"),
             )),
@@ -422,7 +425,8 @@ fn check_service<R, P, E, X>(
                     };
                     let singular = field.trim_end_matches('s');
                     if !defined(&id) {
-                        errors.push(ConfigError::new(
+                        errors.push(ConfigError::of(
+                            ErrorKind::Undefined,
                             path,
                             format!("references {singular} {r:?} which is not configured"),
                         ));

@@ -2,17 +2,43 @@
 
 use std::fmt;
 
+/// What kind of problem a [`ConfigError`] is, so callers (the operator's status reasons) need not
+/// read the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// A value that is wrong in any collector: bad syntax, out of range, a bad regex.
+    Invalid,
+    /// A component type kotel does not implement (it may exist upstream).
+    UnknownType,
+    /// A reference to a component (or extension) the config does not define.
+    Undefined,
+    /// Valid upstream, but an option or value kotel does not implement, named.
+    Unsupported,
+}
+
 /// One problem in a config, at a dotted path such as `receivers.otlp.protocols.grpc.endpoint`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {message}")]
 pub struct ConfigError {
+    pub kind: ErrorKind,
     pub path: String,
     pub message: String,
 }
 
 impl ConfigError {
+    /// An [`ErrorKind::Invalid`] value.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::of(ErrorKind::Invalid, path, message)
+    }
+
+    /// An option or value upstream has and kotel does not.
+    pub fn unsupported(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::of(ErrorKind::Unsupported, path, message)
+    }
+
+    pub fn of(kind: ErrorKind, path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
+            kind,
             path: path.into(),
             message: message.into(),
         }
@@ -65,4 +91,12 @@ pub(crate) fn typed<T: serde::de::DeserializeOwned>(
         };
         ConfigError::new(path, e.into_inner().to_string())
     })
+}
+
+/// A regular expression as the components compile it (the `regex` crate's syntax, which is Go's
+/// RE2 syntax), checked here so a bad one is a config error, not a collector that cannot start.
+pub(crate) fn check_regex(path: impl Into<String>, re: &str) -> Result<(), ConfigError> {
+    regex::Regex::new(re)
+        .map(drop)
+        .map_err(|e| ConfigError::new(path, format!("invalid regex {re:?}: {e}")))
 }

@@ -24,7 +24,7 @@ pub mod size;
 
 pub use component::{ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig, Signal};
 pub use config::{Config, ReceiverPort};
-pub use error::{ConfigError, ConfigErrors};
+pub use error::{ConfigError, ConfigErrors, ErrorKind};
 pub use id::{ComponentId, ComponentKind, PipelineId};
 pub use service::{Pipeline, Service, Telemetry};
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kotel_config::exporters::{QueueConfig, RetryConfig};
+use kotel_config::exporters::{QueueConfig, QueueSizer, RetryConfig};
 use kotel_pipeline::{Acks, ConsumeError, Consumer, Envelope, Payload, Refusal, Shutdown, Signal};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
@@ -60,13 +60,6 @@ impl SendError {
             throttle: None,
         }
     }
-}
-
-/// Building an exporter failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("exporters.{id}: {message}")]
-    Invalid { id: String, message: String },
 }
 
 /// An export request, encoded once as OTLP protobuf when it enters the exporter: the queue
@@ -168,25 +161,9 @@ impl QueuedExporter {
         counters: ExporterCounters,
         ledger: Ledger,
         stages: ExporterStages,
-    ) -> Result<(Arc<Self>, ExporterTask), BuildError> {
-        let invalid = |message: String| BuildError::Invalid {
-            id: name.clone(),
-            message,
-        };
-        if queue.storage.is_some() {
-            return Err(invalid(
-                "sending_queue.storage (a persistent queue) is not supported by kotelcol; remove it to use the in-memory queue".into(),
-            ));
-        }
-        let by_items = match queue.sizer.as_str() {
-            "requests" => false,
-            "items" => true,
-            other => {
-                return Err(invalid(format!(
-                    "sending_queue.sizer {other:?} is not supported (requests or items)"
-                )));
-            }
-        };
+    ) -> (Arc<Self>, ExporterTask) {
+        // kotel-config has refused what this cannot do (storage, the bytes sizer).
+        let by_items = queue.sizer == QueueSizer::Items;
         if !queue.enabled {
             let exporter = Arc::new(Self {
                 name,
@@ -197,7 +174,7 @@ impl QueuedExporter {
                 ledger,
                 stages,
             });
-            return Ok((exporter, ExporterTask { workers: vec![] }));
+            return (exporter, ExporterTask { workers: vec![] });
         }
         let capacity = queue.queue_size.clamp(1, u32::MAX as usize >> 4) as u32;
         counters.queue_capacity.set(capacity as i64);
@@ -228,7 +205,7 @@ impl QueuedExporter {
                     as futures::future::BoxFuture<'static, ()>
             })
             .collect();
-        Ok((exporter, ExporterTask { workers }))
+        (exporter, ExporterTask { workers })
     }
 
     async fn work(&self, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, room: Arc<Semaphore>) {

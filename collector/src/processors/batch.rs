@@ -34,14 +34,6 @@ use crate::telemetry::idx;
 /// How long `consume` waits for room in the buffer before refusing.
 const WAIT_FOR_ROOM: Duration = Duration::from_secs(1);
 
-#[derive(Debug, thiserror::Error)]
-pub enum BatchError {
-    #[error(
-        "processors.{id}.metadata_keys: batching by metadata is not supported by kotelcol; remove metadata_keys"
-    )]
-    MetadataKeys { id: ComponentId },
-}
-
 struct Item {
     data: Envelope,
     bytes: usize,
@@ -86,10 +78,8 @@ pub fn build(
     next: BoxConsumer,
     ledger: Ledger,
     refused: [Counter; 3],
-) -> Result<(Arc<Batch>, BatchTask), BatchError> {
-    if !cfg.metadata_keys.is_empty() {
-        return Err(BatchError::MetadataKeys { id: id.clone() });
-    }
+) -> (Arc<Batch>, BatchTask) {
+    // kotel-config has refused what this cannot do (metadata_keys).
     let unit = cfg.send_batch_size.max(cfg.send_batch_max_size).max(1);
     let capacity = (unit.saturating_mul(4)).min(u32::MAX as usize >> 4) as u32;
     let room = Arc::new(Semaphore::new(capacity as usize));
@@ -110,7 +100,7 @@ pub fn build(
         ledger,
         pending: [None, None, None],
     };
-    Ok((batch, task))
+    (batch, task)
 }
 
 #[async_trait::async_trait]
@@ -323,8 +313,7 @@ mod tests {
             sink.clone(),
             Ledger::default(),
             Default::default(),
-        )
-        .unwrap();
+        );
         let drain = Shutdown::new();
         let run = tokio::spawn(task.run(drain.clone(), Shutdown::new()));
         for _ in 0..7 {

@@ -278,7 +278,11 @@ pub fn queue(size: usize, items: bool, block: bool) -> QueueConfig {
     QueueConfig {
         num_consumers: 1,
         queue_size: size,
-        sizer: if items { "items" } else { "requests" }.into(),
+        sizer: if items {
+            kotel_config::exporters::QueueSizer::Items
+        } else {
+            kotel_config::exporters::QueueSizer::Requests
+        },
         block_on_overflow: block,
         ..QueueConfig::default()
     }
@@ -306,8 +310,7 @@ impl Harness {
             metrics.exporter("otlp"),
             ledger,
             stages.clone(),
-        )
-        .expect("exporter builds");
+        );
         Self {
             exporter,
             stages,

@@ -53,8 +53,8 @@ pub struct QueueConfig {
     pub num_consumers: usize,
     /// Capacity in requests; default 1000.
     pub queue_size: usize,
-    /// `requests` (default) or `items`.
-    pub sizer: String,
+    /// What `queue_size` counts.
+    pub sizer: QueueSizer,
     /// When full: wait for room (`true`) instead of refusing the data at once (default false).
     pub block_on_overflow: bool,
     pub wait_for_result: bool,
@@ -68,11 +68,42 @@ impl Default for QueueConfig {
             enabled: true,
             num_consumers: 10,
             queue_size: 1000,
-            sizer: "requests".into(),
+            sizer: QueueSizer::Requests,
             block_on_overflow: false,
             wait_for_result: false,
             storage: None,
         }
+    }
+}
+
+/// What a sending queue's `queue_size` counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueSizer {
+    #[default]
+    Requests,
+    Items,
+    /// Upstream counts bytes of the serialized data; kotel does not.
+    Bytes,
+}
+
+impl QueueConfig {
+    /// What kotel runs: an in-memory queue counted in requests or items.
+    pub(crate) fn validate(&self, path: &str) -> Result<(), crate::error::ConfigError> {
+        use crate::error::ConfigError;
+        if self.storage.is_some() {
+            return Err(ConfigError::unsupported(
+                format!("{path}.sending_queue.storage"),
+                "a persistent queue is not supported by kotel yet; remove it to use the in-memory queue",
+            ));
+        }
+        if self.sizer == QueueSizer::Bytes {
+            return Err(ConfigError::unsupported(
+                format!("{path}.sending_queue.sizer"),
+                "bytes is not supported by kotel (requests or items)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -99,7 +130,7 @@ pub(crate) fn check_compression(path: &str, c: &str) -> Result<(), crate::error:
     if matches!(c, "" | "none" | "gzip" | "zstd") {
         Ok(())
     } else {
-        Err(crate::error::ConfigError::new(
+        Err(crate::error::ConfigError::unsupported(
             format!("{path}.compression"),
             format!("{c:?} is not supported (gzip, zstd or none)"),
         ))

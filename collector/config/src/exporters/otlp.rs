@@ -47,6 +47,7 @@ impl OtlpExporterConfig {
         if self.endpoint.is_empty() {
             return Err(ConfigError::new(format!("{path}.endpoint"), "required"));
         }
+        self.sending_queue.validate(path)?;
         check_compression(path, &self.compression)
     }
 }

@@ -59,6 +59,7 @@ impl OtlpHttpExporterConfig {
                 "required (or traces_endpoint, metrics_endpoint, logs_endpoint)",
             ));
         }
+        self.sending_queue.validate(path)?;
         if !matches!(self.encoding.as_str(), "proto" | "json") {
             return Err(ConfigError::new(
                 format!("{path}.encoding"),

@@ -41,6 +41,12 @@ impl BatchConfig {
                 "must be greater than or equal to send_batch_size",
             ));
         }
+        if !self.metadata_keys.is_empty() {
+            return Err(ConfigError::unsupported(
+                format!("{path}.metadata_keys"),
+                "batching by metadata is not supported by kotel; remove metadata_keys",
+            ));
+        }
         Ok(())
     }
 }

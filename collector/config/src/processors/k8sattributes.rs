@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::duration;
-use crate::error::ConfigError;
+use crate::error::{ConfigError, check_regex};
 
 /// The default `extract.metadata` of the newest upstream README.
 pub const DEFAULT_METADATA: &[&str] = &[
@@ -145,6 +145,12 @@ impl K8sAttributesConfig {
                     format!("field rule {i}: set exactly one of key or key_regex"),
                 ));
             }
+            if let Some(re) = &f.key_regex {
+                check_regex(format!("{path}.extract.key_regex"), re)?;
+            }
+        }
+        for (i, p) in self.exclude.pods.iter().enumerate() {
+            check_regex(format!("{path}.exclude.pods[{i}].name"), &p.name)?;
         }
         Ok(())
     }

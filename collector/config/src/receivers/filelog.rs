@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, check_regex};
 use crate::{duration, size};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -103,7 +103,7 @@ impl FilelogConfig {
             ));
         }
         if !matches!(self.encoding.as_str(), "utf-8" | "utf8" | "nop") {
-            return Err(ConfigError::new(
+            return Err(ConfigError::unsupported(
                 format!("{path}.encoding"),
                 format!(
                     "{:?} is not supported (kotel reads utf-8 and nop)",
@@ -124,7 +124,7 @@ impl FilelogConfig {
             ));
         }
         if !self.compression.is_empty() {
-            return Err(ConfigError::new(
+            return Err(ConfigError::unsupported(
                 format!("{path}.compression"),
                 format!(
                     "{:?} is not supported by kotel (plain files only; kubelet's rotated .gz files are not read)",
@@ -133,25 +133,25 @@ impl FilelogConfig {
             ));
         }
         if self.multiline.is_some() {
-            return Err(ConfigError::new(
+            return Err(ConfigError::unsupported(
                 format!("{path}.multiline"),
                 "not supported by kotel (container logs use the container parser's recombination)",
             ));
         }
         if self.include_file_record_number {
-            return Err(ConfigError::new(
+            return Err(ConfigError::unsupported(
                 format!("{path}.include_file_record_number"),
                 "not supported by kotel",
             ));
         }
         if self.max_batches != 0 {
-            return Err(ConfigError::new(
+            return Err(ConfigError::unsupported(
                 format!("{path}.max_batches"),
                 "not supported by kotel: every batch of files is read each poll (leave it 0)",
             ));
         }
         if self.delete_after_read {
-            return Err(ConfigError::new(
+            return Err(ConfigError::unsupported(
                 format!("{path}.delete_after_read"),
                 "not supported by kotel",
             ));
@@ -224,7 +224,10 @@ impl Operator {
         };
         let (condition, output, on_error) = self.common();
         if condition.is_some() {
-            return err("if", "`if` expressions are not supported by kotel".into());
+            return Err(ConfigError::unsupported(
+                format!("{path}.if"),
+                "`if` expressions are not supported by kotel",
+            ));
         }
         if let Some(out) = output {
             let out = match out {
@@ -268,6 +271,7 @@ impl Operator {
                 ]
             }
             Self::RegexParser(p) => {
+                check_regex(format!("{path}.regex"), &p.regex)?;
                 check_timestamp(path, p.timestamp.as_ref())?;
                 check_severity(path, p.severity.as_ref())?;
                 vec![
@@ -278,7 +282,10 @@ impl Operator {
             Self::Move(m) => vec![("from", Some(m.from.as_str())), ("to", Some(m.to.as_str()))],
             Self::Add(a) => {
                 if a.value.as_str().is_some_and(|v| v.starts_with("EXPR(")) {
-                    return err("value", "EXPR() values are not supported by kotel".into());
+                    return Err(ConfigError::unsupported(
+                        format!("{path}.value"),
+                        "EXPR() values are not supported by kotel",
+                    ));
                 }
                 vec![("field", Some(a.field.as_str()))]
             }
@@ -348,7 +355,7 @@ fn check_severity(path: &str, s: Option<&SeverityConfig>) -> Result<(), ConfigEr
     if let Some(p) = s.preset.as_deref()
         && !matches!(p, "default" | "none")
     {
-        return Err(ConfigError::new(
+        return Err(ConfigError::unsupported(
             format!("{path}.severity.preset"),
             format!("{p:?} is not supported by kotel (default, none)"),
         ));

@@ -127,7 +127,7 @@ impl KubeletStatsConfig {
             .enumerate()
             .find(|(_, l)| !EXTRA_METADATA_LABELS.contains(&l.as_str()))
         {
-            return Err(ConfigError::new(
+            return Err(ConfigError::unsupported(
                 format!("{path}.extra_metadata_labels[{i}]"),
                 format!(
                     "label {label:?} is not supported; use one of {}",

@@ -34,6 +34,12 @@ impl OtlpReceiverConfig {
             ));
         }
         if let Some(g) = &self.protocols.grpc {
+            if g.transport != "tcp" {
+                return Err(ConfigError::unsupported(
+                    format!("{path}.protocols.grpc.transport"),
+                    format!("{:?} is not supported by kotel (tcp)", g.transport),
+                ));
+            }
             port_of(&g.endpoint)
                 .map_err(|m| ConfigError::new(format!("{path}.protocols.grpc.endpoint"), m))?;
         }

@@ -653,6 +653,7 @@ mod tests {
     #[tokio::test]
     async fn a_watch_that_cannot_sync_is_reported_to_health_with_the_address() {
         // Nothing listens on port 1 of loopback: every list is refused.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
         let client = Client::try_from(config).unwrap();
         let settings = Arc::new(settings("{}"));

@@ -25,12 +25,6 @@ pub enum OtlpReceiverError {
         protocol: &'static str,
         source: NetError,
     },
-    #[error("receivers.{id}.protocols.{protocol}.transport: {transport:?} is not supported (tcp)")]
-    Transport {
-        id: ComponentId,
-        protocol: &'static str,
-        transport: String,
-    },
 }
 
 /// What the receiver pushes to and counts with, per transport.
@@ -54,13 +48,6 @@ impl OtlpReceiver {
         let grpc = match &cfg.protocols.grpc {
             None => None,
             Some(g) => {
-                if g.transport != "tcp" {
-                    return Err(OtlpReceiverError::Transport {
-                        id: id.clone(),
-                        protocol: "grpc",
-                        transport: g.transport.clone(),
-                    });
-                }
                 let listener = net::bind(&g.endpoint, g.tls.as_ref(), Protocol::Http2)
                     .await
                     .map_err(|source| OtlpReceiverError::Listen {
