@@ -308,4 +308,9 @@ fn a_port_in_use_fails_the_run_with_its_component() {
     let health = health_check(dir.path(), &format!("127.0.0.1:{port}"));
     let out = kotelcol(&config_args(&[&base, &health]), &[]);
     assert_fails_naming(&out, "extensions.health_check");
+    // The last line, what a crash-looping pod shows in its status, names the address once.
+    let what = format!("cannot listen on 127.0.0.1:{port}");
+    let err = stderr(&out);
+    let last = err.lines().last().unwrap_or_default();
+    assert_eq!(last.matches(&what).count(), 1, "said once: {last}");
 }
