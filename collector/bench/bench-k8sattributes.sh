@@ -4,4 +4,4 @@
 # as the API server would send them and fed through the same conversion the watch uses.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo run --release --locked -q -p kotel-k8sattributes --example bench
+cargo run --release --locked -q -p kotel-k8sattributes --example k8sattributes_bench

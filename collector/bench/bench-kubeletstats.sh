@@ -3,4 +3,4 @@
 # node with 110 pods x 3 containers. Figures are printed, never asserted.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo run --release --locked -q -p kotel-kubeletstats --example bench
+cargo run --release --locked -q -p kotel-kubeletstats --example kubeletstats_bench
