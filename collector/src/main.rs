@@ -37,28 +37,12 @@ fn main() -> std::process::ExitCode {
         None => match run(&cli.config) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("kotelcol: {}", chain(&e));
+                // Each cause once: most of ours name their cause in their own message.
+                eprintln!("kotelcol: {}", kotel_pipeline::error_chain(e.as_ref()));
                 std::process::ExitCode::FAILURE
             }
         },
     }
-}
-
-/// The error and its causes, each said once: most of ours already name their cause in their own
-/// message, which `{:#}` would repeat.
-fn chain(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
 }
 
 fn run(uris: &[String]) -> anyhow::Result<()> {

@@ -223,6 +223,16 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    /// An Event of `type_` about pod `pod`, last seen at `t`.
+    fn event(pod: &str, type_: &str, reason: &str, message: &str, t: &str) -> Event {
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("{pod}-{reason}")},
+            "involvedObject": {"kind": "Pod", "name": pod},
+            "reason": reason, "message": message, "type": type_, "lastTimestamp": t,
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn crash_loop_names_the_pod_node_exit_code_and_is_stuck() {
         let p = pod(json!({
@@ -258,21 +268,20 @@ mod tests {
                 "state": {"waiting": {"reason": "ContainerCreating"}},
             }]},
         }));
-        let ev = |reason: &str, msg: &str, t: &str, kind: &str| -> Event {
-            serde_json::from_value(json!({
-                "metadata": {"name": format!("e-{reason}")},
-                "involvedObject": {"kind": "Pod", "name": "c-collector-x"},
-                "reason": reason, "message": msg, "type": kind, "lastTimestamp": t,
-            }))
-            .unwrap()
-        };
         let events = [
-            ev("Scheduled", "assigned", "2026-01-01T00:00:00Z", "Normal"),
-            ev(
+            event(
+                "c-collector-x",
+                "Normal",
+                "Scheduled",
+                "assigned",
+                "2026-01-01T00:00:00Z",
+            ),
+            event(
+                "c-collector-x",
+                "Warning",
                 "FailedMount",
                 "MountVolume.SetUp failed for volume \"varlibdockercontainers\": hostPath type check failed: /var/lib/docker/containers is not a directory",
                 "2026-01-01T00:00:05Z",
-                "Warning",
             ),
         ];
         let got = pod_problems(&[p], &events, Timestamp::now());
@@ -317,14 +326,13 @@ mod tests {
                 "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
             }]},
         }));
-        let events: Vec<Event> =
-            vec![serde_json::from_value(json!({
-            "metadata": {"name": "e"},
-            "involvedObject": {"kind": "Pod", "name": "m-collector-z"},
-            "reason": "Unhealthy", "type": "Warning", "lastTimestamp": "2026-01-01T00:01:00Z",
-            "message": "Readiness probe failed: HTTP probe failed with statuscode: 503",
-        }))
-        .unwrap()];
+        let events = [event(
+            "m-collector-z",
+            "Warning",
+            "Unhealthy",
+            "Readiness probe failed: HTTP probe failed with statuscode: 503",
+            "2026-01-01T00:01:00Z",
+        )];
         let at = |s: &str| s.parse::<Timestamp>().unwrap();
         let early = pod_problems(
             std::slice::from_ref(&p),
@@ -355,13 +363,13 @@ mod tests {
             "metadata": {"name": "b-collector-q"}, "spec": {"containers": []},
             "status": {"phase": "Pending"},
         }));
-        let events: Vec<Event> = vec![serde_json::from_value(json!({
-            "metadata": {"name": "e"},
-            "involvedObject": {"kind": "Pod", "name": "b-collector-q"},
-            "reason": "FailedScheduling", "type": "Warning", "lastTimestamp": "2026-01-01T00:00:00Z",
-            "message": "0/4 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.",
-        }))
-        .unwrap()];
+        let events = [event(
+            "b-collector-q",
+            "Warning",
+            "FailedScheduling",
+            "0/4 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.",
+            "2026-01-01T00:00:00Z",
+        )];
         let got = pod_problems(&[p], &events, Timestamp::now());
         assert_eq!(got[0].reason, "FailedScheduling");
         assert!(got[0].stuck);

@@ -14,9 +14,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 mod ack;
+mod errors;
 mod health;
 
 pub use ack::{AckWait, Acks};
+pub use errors::{error_chain, with_sources};
 pub use health::{Failure, Health, HealthReporter};
 pub use opentelemetry_proto::tonic as proto;
 pub use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes};
 use kotel_config::exporters::otlp::OtlpExporterConfig;
-use kotel_pipeline::{Payload, Signal};
+use kotel_pipeline::{Payload, Signal, error_chain, with_sources};
 use prost::Message;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{MetadataKey, MetadataValue};
@@ -203,27 +203,6 @@ impl Sender for OtlpGrpcSender {
             Err(status) => Err(classify(&status).context(&self.endpoint)),
         }
     }
-}
-
-/// An error and its sources, `a: b: c`, skipping a source whose text its parent already has
-/// (tonic's `Unavailable: dns error` hides the host and the resolver's answer in its sources).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    with_sources(e.to_string(), e)
-}
-
-/// `first`, then the sources of `e` that add something.
-fn with_sources(first: String, e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = first;
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        src = s.source();
-    }
-    out
 }
 
 /// The retryable codes of the OTLP spec; RESOURCE_EXHAUSTED only with RetryInfo.

@@ -14,7 +14,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta as K8sObjectMeta;
 use kotel_config::processors::k8sattributes::FieldFrom;
-use kotel_pipeline::{Health, HealthReporter};
+use kotel_pipeline::{Health, HealthReporter, error_chain};
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
@@ -615,21 +615,6 @@ impl LogLimiter {
             }
         }
     }
-}
-
-/// An error with its sources (`watch failed: client error: tcp connect error: refused`).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        src = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
