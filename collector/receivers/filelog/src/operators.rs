@@ -10,7 +10,7 @@ use kotel_pipeline::proto::common::v1::{AnyValue, KeyValue, KeyValueList, any_va
 use kotel_pipeline::proto::logs::v1::LogRecord;
 
 use crate::entry::{Entry, Field, FieldError, as_text, from_json, kv, string_value};
-use crate::parsers::container::{self, Format, Line, Recombine};
+use crate::parsers::container::{self, Format, Line, Recombine, Stream};
 use crate::timefmt::Layout;
 
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +256,35 @@ pub struct FileCtx {
     pub observed: u64,
     /// Time of the last partial chunk seen per stream, for a forced flush.
     pending_time: [u64; 2],
+}
+
+/// Partial lines a file left unfinished when it was rotated away: the runtime reopened its log
+/// between the chunks of one line, so the final chunks are in the file that took its path.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Unfinished {
+    /// Per stream: the chunks so far and the time of the last one.
+    slots: [Option<(Vec<u8>, u64)>; 2],
+}
+
+impl FileCtx {
+    /// Takes the partial lines still waiting for their final chunk (`None`: there are none).
+    pub fn take_unfinished(&mut self) -> Option<Unfinished> {
+        let mut u = Unfinished::default();
+        for (stream, p) in self.recombine.take_all() {
+            u.slots[stream.index()] = Some((p.message, self.pending_time[stream.index()]));
+        }
+        u.slots.iter().any(Option::is_some).then_some(u)
+    }
+
+    /// Continues `u`'s lines with this file's chunks, read from its start.
+    pub fn inherit(&mut self, u: &Unfinished) {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            if let Some((message, time)) = &u.slots[stream.index()] {
+                self.recombine.seed(stream, message.clone(), 0);
+                self.pending_time[stream.index()] = *time;
+            }
+        }
+    }
 }
 
 /// Counters the chain bumps; the receiver adds them to its metrics.
@@ -571,6 +600,25 @@ impl Chain {
         } else {
             ctx.recombine.finish(stream, line.message)
         };
+        let line = Line { message, ..line };
+        self.container_record(op, line, base, offset, next, ctx, out, stats);
+    }
+
+    /// Makes the record of a whole container line (chunks already joined) and runs the rest
+    /// of the chain on it.
+    #[allow(clippy::too_many_arguments)]
+    fn container_record(
+        &self,
+        op: &ContainerOp,
+        line: Line<'_>,
+        base: Option<Entry>,
+        offset: u64,
+        next: usize,
+        ctx: &mut FileCtx,
+        out: &mut Vec<Entry>,
+        stats: &mut ChainStats,
+    ) {
+        let (stream, message) = (line.stream, line.message);
         let mut e = match base {
             Some(e) => e,
             None => Entry {
@@ -709,7 +757,8 @@ impl Chain {
                 .iter()
                 .position(|o| matches!(o, Op::Container(_)))
                 .map_or(0, |i| i + 1);
-            self.container_line(op, line, None, p.start_offset, next, ctx, out, stats);
+            // As it is: through `container_line` it would be taken as a partial chunk again.
+            self.container_record(op, line, None, p.start_offset, next, ctx, out, stats);
         }
     }
 }

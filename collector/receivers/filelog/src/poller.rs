@@ -24,7 +24,7 @@ use crate::discovery::{Discovery, Found};
 use crate::entry::Entry;
 use crate::fingerprint::Fingerprint;
 use crate::metrics::Metrics;
-use crate::operators::{Chain, ChainStats, FileCtx};
+use crate::operators::{Chain, ChainStats, FileCtx, Unfinished};
 use crate::reader::{LineReader, Next};
 
 /// Records per request handed downstream.
@@ -108,6 +108,22 @@ struct Tracked {
     last_growth: Instant,
     /// Polls a vanished file's handle yielded nothing.
     idle_polls: u64,
+    /// Partial lines of the file this one replaced at its path, continued by this file's first
+    /// chunks (in memory: a restart in between emits the final chunks alone).
+    inherited: Option<Unfinished>,
+    /// Its unfinished lines went to the file that took its path: never emitted from here.
+    handed_on: bool,
+}
+
+/// What a read does with a partial line at the end of what the file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AtEnd {
+    /// Read it again next time; emit it once the file was quiet for `force_flush_period`.
+    Wait,
+    /// Leave it in the file's context for [`Poller::hand_on`].
+    HandOn,
+    /// Emit it now: the handle is about to be closed for good.
+    Flush,
 }
 
 /// How far a file was read and accepted.
@@ -192,6 +208,8 @@ pub struct Poller {
     /// their delivery lets the checkpoint reach.
     unacked: VecDeque<(Vec<(u64, Position)>, AckWait)>,
     next_id: u64,
+    /// (renamed-away file, file that took its path) found this poll, for [`Poller::hand_on`].
+    rotations: Vec<(usize, usize)>,
 }
 
 fn now_nanos() -> u64 {
@@ -229,6 +247,7 @@ impl Poller {
             dirty: false,
             unacked: VecDeque::new(),
             next_id: 0,
+            rotations: Vec::new(),
             backoff,
         }
     }
@@ -303,6 +322,8 @@ impl Poller {
                         eof: f.offset,
                         last_growth: Instant::now(),
                         idle_polls: 0,
+                        inherited: None,
+                        handed_on: false,
                     });
                 }
             }
@@ -359,12 +380,15 @@ impl Poller {
                         }
                     }
                 }
+                for (pred, succ) in std::mem::take(&mut self.rotations) {
+                    self.hand_on(pred, succ, shutdown).await?;
+                }
                 self.metrics.reading_files.set(to_read.len() as i64);
                 for &i in &to_read {
                     if shutdown.is_cancelled() {
                         return Err(Stop::Shutdown);
                     }
-                    self.read_file(i, shutdown).await?;
+                    self.read_file(i, AtEnd::Wait, shutdown).await?;
                 }
                 if batching {
                     // Bound open files: keep offsets, let the handles go.
@@ -390,12 +414,16 @@ impl Poller {
                 }
                 if self.tracked[i].file.is_some() && self.tracked[i].last_seen != self.poll {
                     let before = self.tracked[i].eof;
-                    self.read_file(i, shutdown).await?;
+                    self.read_file(i, AtEnd::Wait, shutdown).await?;
                     let t = &mut self.tracked[i];
                     if t.eof == before {
                         t.idle_polls += 1;
                         if t.idle_polls >= GENERATIONS {
-                            t.file = None;
+                            // A partial line no file continued is emitted as it is, not lost.
+                            if !t.handed_on && t.offset < t.eof {
+                                self.read_file(i, AtEnd::Flush, shutdown).await?;
+                            }
+                            self.tracked[i].file = None;
                         }
                     } else {
                         t.idle_polls = 0;
@@ -533,20 +561,62 @@ impl Poller {
             eof: offset,
             last_growth: Instant::now(),
             idle_polls: 0,
+            inherited: None,
+            handed_on: false,
         });
         self.dirty = true;
         let i = self.tracked.len() - 1;
+        // Renamed away with its handle still open, and this file took its path: a rotation.
+        if let Some(&p) = index.by_path.get(&f.path)
+            && self.tracked[p].file.is_some()
+            && self.tracked[p].dev_ino != (meta.dev(), meta.ino())
+        {
+            self.rotations.push((p, i));
+        }
         matched.push(true);
         index.insert(f.path.clone(), fp, i);
         Some(i)
     }
 
-    /// Reads file `i` from its accepted offset to its end (or this poll's byte budget).
-    async fn read_file(&mut self, i: usize, shutdown: &Shutdown) -> Result<(), Stop> {
+    /// `pred` was renamed away and `succ` took its path. The runtime may have reopened its log
+    /// between the chunks of one line: read what `pred` still holds, then let `succ` continue
+    /// the lines `pred` left unfinished, so such a line arrives whole (as upstream, whose
+    /// recombine joins chunks by `log.file.path`).
+    async fn hand_on(&mut self, pred: usize, succ: usize, shutdown: &Shutdown) -> Result<(), Stop> {
+        let read = self.read_file(pred, AtEnd::HandOn, shutdown).await?;
+        let t = &mut self.tracked[pred];
+        if let Some(u) = t.ctx.as_mut().and_then(FileCtx::take_unfinished) {
+            t.handed_on = true;
+            // Its lines end in `succ` now: nothing of `pred` is left to send.
+            self.batch.commit(
+                pred,
+                Position {
+                    offset: read.done,
+                    done: read.done,
+                },
+            );
+            self.tracked[succ].inherited = Some(u);
+        }
+        // Sent now, so that `pred`'s offsets are current when it is read again this poll.
+        self.flush(shutdown).await
+    }
+
+    /// Reads file `i` from its accepted offset to its end (or this poll's byte budget); the
+    /// position its records reach once accepted.
+    async fn read_file(
+        &mut self,
+        i: usize,
+        at_end: AtEnd,
+        shutdown: &Shutdown,
+    ) -> Result<Position, Stop> {
         let Some(file) = self.tracked[i].file.take() else {
-            return Ok(());
+            let t = &self.tracked[i];
+            return Ok(Position {
+                offset: t.offset,
+                done: t.done,
+            });
         };
-        let result = self.read_open_file(i, &file, shutdown).await;
+        let result = self.read_open_file(i, &file, at_end, shutdown).await;
         self.tracked[i].file = Some(file);
         result
     }
@@ -555,8 +625,9 @@ impl Poller {
         &mut self,
         i: usize,
         file: &File,
+        at_end: AtEnd,
         shutdown: &Shutdown,
-    ) -> Result<(), Stop> {
+    ) -> Result<Position, Stop> {
         let start_offset = self.tracked[i].offset;
         let already_done = self.tracked[i].done;
         let mut ctx = match self.tracked[i].ctx.take() {
@@ -565,6 +636,11 @@ impl Poller {
         };
         ctx.observed = now_nanos();
         ctx.recombine.clear();
+        if start_offset == 0
+            && let Some(u) = &self.tracked[i].inherited
+        {
+            ctx.inherit(u);
+        }
         let mut buf = std::mem::take(&mut self.buf);
         let mut reader = LineReader::new(file, &mut buf, start_offset, self.s.max_log_size);
         let mut stats = ChainStats::default();
@@ -614,8 +690,11 @@ impl Poller {
                         t.eof = eof;
                         t.last_growth = Instant::now();
                     }
-                    let stale = !self.s.force_flush_period.is_zero()
-                        && t.last_growth.elapsed() >= self.s.force_flush_period;
+                    let stale = at_end == AtEnd::Flush
+                        || (at_end == AtEnd::Wait
+                            && !t.handed_on
+                            && !self.s.force_flush_period.is_zero()
+                            && t.last_growth.elapsed() >= self.s.force_flush_period);
                     if stale && (!tail.is_empty() || self.chain.pending_start(&ctx).is_some()) {
                         // The writer went quiet mid-line: emit what is there.
                         if !tail.is_empty() {
@@ -644,15 +723,18 @@ impl Poller {
         }
         self.buf = buf;
         // Pending partial lines are read again next poll from `safe`.
-        ctx.recombine.clear();
+        if at_end != AtEnd::HandOn {
+            ctx.recombine.clear();
+        }
         self.tracked[i].ctx = Some(ctx);
+        let pos = Position { offset: safe, done };
         if outcome.is_ok() {
-            self.batch.commit(i, Position { offset: safe, done });
+            self.batch.commit(i, pos);
         }
         self.metrics.lines_read.inc_by(lines);
         self.metrics.parse_errors.inc_by(stats.parse_errors);
         self.metrics.dropped.inc_by(stats.dropped);
-        outcome
+        outcome.map(|()| pos)
     }
 
     /// Hands the batch downstream; on acceptance advances the offsets it covers.
@@ -698,6 +780,9 @@ impl Poller {
             let t = &mut self.tracked[i];
             t.offset = pos.offset;
             t.done = pos.done;
+            if t.offset > 0 {
+                t.inherited = None; // continued and sent
+            }
             acked.push((t.id, pos));
         }
         if let Some(wait) = wait {

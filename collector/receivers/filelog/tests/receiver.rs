@@ -204,6 +204,77 @@ async fn kubelet_rotation_loses_and_repeats_nothing() {
     assert_exactly_once(&sink.bodies(), &want);
 }
 
+/// The runtime reopened its log between the chunks of one line (seen on a real node: the
+/// partial chunk ended the rotated file, the final chunk began the new one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_split_by_rotation_arrives_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pods");
+    let d = pod_dir(&root, "ns", "split", "0c0c", "app");
+    let log = d.join("0.log");
+    let run = start(
+        &config(&preset(&root, "")),
+        None,
+        Arc::new(Collect::default()),
+    );
+    append(
+        &log,
+        &(cri(T0 + 1, "stdout", "F", "before") + &cri(T0 + 2, "stdout", "P", "split ")),
+    );
+    run.wait_len(1).await;
+    let rotated = d.join("0.log.20240101-000000");
+    fs::rename(&log, &rotated).unwrap();
+    append(&rotated, &cri(T0 + 3, "stdout", "P", "across "));
+    append(
+        &log,
+        &(cri(T0 + 4, "stderr", "F", "other stream")
+            + &cri(T0 + 5, "stdout", "F", "the rotation")
+            + &cri(T0 + 6, "stdout", "F", "after")),
+    );
+    run.wait_len(4).await;
+    // Long enough for a forced flush of the old file's chunks, had they stayed there.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let sink = run.stop().await;
+    let recs = sink.records();
+    let bodies: Vec<_> = recs.iter().map(|r| r.body.as_str()).collect();
+    assert_eq!(
+        bodies,
+        [
+            "before",
+            "other stream",
+            "split across the rotation",
+            "after"
+        ]
+    );
+    let whole = &recs[2];
+    assert_eq!(whole.time, T0 + 5);
+    assert_eq!(whole.attrs["logtag"], "F");
+    assert_eq!(whole.attrs["log.file.path"], log.display().to_string());
+}
+
+/// A rotated-away file whose last line never got its final chunk: emitted as it is when the
+/// handle is closed, not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_line_in_a_file_renamed_away_is_emitted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pods");
+    let d = pod_dir(&root, "ns", "gone", "0d0d", "app");
+    let log = d.join("0.log");
+    let cfg = config(&preset(&root, "force_flush_period: 0s\n"));
+    let run = start(&cfg, None, Arc::new(Collect::default()));
+    append(
+        &log,
+        &(cri(T0 + 1, "stdout", "F", "first") + &cri(T0 + 2, "stdout", "P", "never ")),
+    );
+    run.wait_len(1).await;
+    fs::rename(&log, d.join("0.log.20240101-000000")).unwrap();
+    run.wait_len(2).await;
+    let sink = run.stop().await;
+    let recs = sink.records();
+    assert_eq!(sink.bodies(), ["first", "never "]);
+    assert_eq!(recs[1].attrs["logtag"], "P");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_truncate_reads_the_new_content_from_the_start() {
     let tmp = tempfile::tempdir().unwrap();
@@ -420,6 +491,33 @@ async fn long_lines_split_and_trailing_partial_lines_flush() {
         bodies[3..],
         ["no newline yet".to_string(), "- and the rest".into()]
     );
+}
+
+/// The writer went quiet after a partial chunk: after `force_flush_period` the chunks so far
+/// are a record of their own (tagged `P`), not dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_cri_line_left_open_is_flushed_as_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("pods");
+    let d = pod_dir(&root, "ns", "quiet", "1b1b", "app");
+    let log = d.join("0.log");
+    let cfg = config(&preset(&root, "force_flush_period: 100ms\n"));
+    let run = start(&cfg, None, Arc::new(Collect::default()));
+    append(
+        &log,
+        &(cri(T0, "stdout", "F", "whole")
+            + &cri(T0 + 1, "stdout", "P", "left ")
+            + &cri(T0 + 2, "stdout", "P", "open")),
+    );
+    run.wait_len(2).await;
+    append(&log, &cri(T0 + 3, "stdout", "F", "late end"));
+    run.wait_len(3).await;
+    let sink = run.stop().await;
+    let recs = sink.records();
+    assert_eq!(sink.bodies(), ["whole", "left open", "late end"]);
+    assert_eq!(recs[1].attrs["logtag"], "P");
+    assert_eq!(recs[1].time, T0 + 2);
+    assert_eq!(recs[2].attrs["logtag"], "F");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

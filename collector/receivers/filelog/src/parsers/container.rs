@@ -237,6 +237,15 @@ impl Recombine {
             .filter_map(|s| self.slots[s.index()].take().map(|p| (s, p)))
     }
 
+    /// Starts `stream`'s pending line with `message` (chunks an earlier file left unfinished),
+    /// needing this file from `start_offset` on.
+    pub fn seed(&mut self, stream: Stream, message: Vec<u8>, start_offset: u64) {
+        self.slots[stream.index()] = Some(Pending {
+            message,
+            start_offset,
+        });
+    }
+
     pub fn clear(&mut self) {
         self.slots = Default::default();
     }
