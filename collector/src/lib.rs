@@ -9,7 +9,6 @@
 pub mod cli;
 pub mod exporters;
 pub mod extensions;
-pub mod ledger;
 pub mod logging;
 pub mod net;
 pub mod processors;

@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kotel_config::{Config, ExtensionConfig};
-use kotel_pipeline::Shutdown;
+use kotel_pipeline::obsreport::SelfMetrics;
+use kotel_pipeline::{Ledger, Shutdown, Stages, TaskError};
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::extensions::health_check::{self, Readiness};
-use crate::ledger::Ledger;
 use crate::net::{self, Listener, NetError, Protocol};
-use crate::telemetry::{self, SelfMetrics};
-use crate::topology::{self, Stages, Task, Topology, TopologyError};
+use crate::telemetry;
+use crate::topology::{self, Task, Topology, TopologyError};
 
 /// How long the staged shutdown may take before what is left is dropped.
 pub const DEFAULT_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
@@ -29,8 +29,11 @@ pub enum ServiceError {
     Metrics(NetError),
     #[error("extensions.{id}: {source}")]
     Extension { id: String, source: NetError },
-    #[error("{component} failed: {message}")]
-    Component { component: String, message: String },
+    #[error("{component} failed: {source}")]
+    Component {
+        component: String,
+        source: TaskError,
+    },
 }
 
 pub struct Service {
@@ -51,14 +54,13 @@ impl Service {
         let ledger = Ledger::new(metrics.held_bytes.clone());
         let stages = Stages::default();
         let ready = Readiness::default();
-        let topology = topology::build(
-            config,
-            &metrics,
-            &mut registry,
-            (&ledger, ready.health()),
-            &stages,
-        )
-        .await?;
+        let shared = topology::Shared {
+            telemetry: &metrics,
+            health: ready.health(),
+            ledger: &ledger,
+            stages: &stages,
+        };
+        let topology = topology::build(config, &mut registry, shared).await?;
         let side = Shutdown::new();
         let mut side_tasks = Vec::new();
         let mut metrics_addr = None;
@@ -135,10 +137,10 @@ impl Service {
                 .map(|t| {
                     let fail = fail_tx.clone();
                     tokio::spawn(async move {
-                        if let Err(message) = t.future.await {
+                        if let Err(source) = t.future.await {
                             let _ = fail.send(ServiceError::Component {
                                 component: t.component,
-                                message,
+                                source,
                             });
                         }
                     })
@@ -179,7 +181,7 @@ fn task(name: impl ToString, f: impl Future<Output = ()> + Send + 'static) -> Ta
         component: name.to_string(),
         future: Box::pin(async move {
             f.await;
-            Ok(())
+            Ok::<(), TaskError>(())
         }),
     }
 }

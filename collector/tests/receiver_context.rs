@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use kotel_config::ComponentId;
 use kotel_config::receivers::otlp::OtlpReceiverConfig;
+use kotel_pipeline::obsreport::SelfMetrics;
 use kotel_pipeline::proto::collector::logs::v1::logs_service_client::LogsServiceClient;
 use kotel_pipeline::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use kotel_pipeline::{CaptureSink, ExportLogsServiceRequest, Shutdown};
 use kotelcol::receivers::SignalConsumers;
 use kotelcol::receivers::otlp::{OtlpReceiver, Wiring};
-use kotelcol::telemetry::SelfMetrics;
 use prost::Message;
 
 fn logs() -> ExportLogsServiceRequest {

@@ -5,27 +5,8 @@ use serde_json::Value;
 
 use crate::error::{ConfigError, ErrorKind, typed};
 use crate::id::ComponentKind;
+use crate::signal::Signal;
 use crate::{exporters, extensions, processors, receivers};
-
-/// A telemetry signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Signal {
-    Traces,
-    Metrics,
-    Logs,
-}
-
-impl Signal {
-    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Traces => "traces",
-            Self::Metrics => "metrics",
-            Self::Logs => "logs",
-        }
-    }
-}
 
 const ALL: &[Signal] = &Signal::ALL;
 const METRICS: &[Signal] = &[Signal::Metrics];

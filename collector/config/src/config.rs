@@ -4,12 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::component::{self, Signal};
+use crate::component;
 use crate::error::{ConfigError, ConfigErrors, ErrorKind, typed};
 use crate::expand::{self, Lookup};
 use crate::id::{ComponentId, ComponentKind, PipelineId};
 use crate::receivers::otlp::port_of;
 use crate::service::{Pipeline, RawService, Service};
+use crate::signal::Signal;
 use crate::{ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig, merge};
 
 /// A validated collector config.

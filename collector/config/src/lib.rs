@@ -20,13 +20,15 @@ pub mod processors;
 pub mod receivers;
 mod serde_util;
 pub mod service;
+mod signal;
 pub mod size;
 
-pub use component::{ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig, Signal};
+pub use component::{ExporterConfig, ExtensionConfig, ProcessorConfig, ReceiverConfig};
 pub use config::{Config, ReceiverPort};
 pub use error::{ConfigError, ConfigErrors, ErrorKind};
 pub use id::{ComponentId, ComponentKind, PipelineId};
 pub use service::{Pipeline, Service, Telemetry};
+pub use signal::{PerSignal, Signal};
 
 /// Every component type kotel implements, by kind, with canonical upstream names.
 pub fn components() -> Vec<(ComponentKind, &'static str, &'static [Signal])> {

@@ -14,12 +14,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 mod ack;
+mod backoff;
+mod component;
 mod errors;
 mod health;
+mod ledger;
+pub mod obsreport;
+pub mod payload;
 
 pub use ack::{AckWait, Acks};
+pub use backoff::Backoff;
+pub use component::{
+    BuildContext, BuildError, Built, ExporterStages, ReceiverOutputs, Stages, StorageDirs,
+    TaskError, TaskFuture,
+};
 pub use errors::{error_chain, with_sources};
 pub use health::{Failure, Health, HealthReporter};
+pub use kotel_config::{PerSignal, Signal};
+pub use ledger::Ledger;
 pub use opentelemetry_proto::tonic as proto;
 pub use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 pub use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -31,33 +43,6 @@ pub enum Payload {
     Traces(ExportTraceServiceRequest),
     Metrics(ExportMetricsServiceRequest),
     Logs(ExportLogsServiceRequest),
-}
-
-/// The signal of a payload, for routing and metric labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Signal {
-    Traces,
-    Metrics,
-    Logs,
-}
-
-impl Signal {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Traces => "traces",
-            Self::Metrics => "metrics",
-            Self::Logs => "logs",
-        }
-    }
-
-    /// Upstream's metric-name word for an item of this signal.
-    pub fn item_word(self) -> &'static str {
-        match self {
-            Self::Traces => "spans",
-            Self::Metrics => "metric_points",
-            Self::Logs => "log_records",
-        }
-    }
 }
 
 impl Payload {
@@ -193,19 +178,19 @@ impl ConsumeError {
 }
 
 /// The next stage of a pipeline.
+///
+/// A stage implements [`offer`](Consumer::offer) only: data it does not accept goes back to the
+/// caller with the reason, so a caller that retries (batch, filelog) keeps no copy and no stage
+/// clones a batch to be able to report an error.
 #[async_trait::async_trait]
 pub trait Consumer: Send + Sync + 'static {
-    /// Hands `data` to this stage. Resolves when it is accepted (queued or passed on).
-    async fn consume(&self, data: Envelope) -> Result<(), ConsumeError>;
+    /// Hands `data` to this stage. Resolves when it is accepted (queued or passed on); what is
+    /// not accepted comes back in the [`Refusal`].
+    async fn offer(&self, data: Envelope) -> Result<(), Refusal>;
 
-    /// Like [`consume`](Consumer::consume), but data that is not accepted comes back with the
-    /// error, so a stage that retries (batch) needs no copy of what it hands on. Stages that can
-    /// give the data back override this; the default keeps a copy for the error case.
-    async fn offer(&self, data: Envelope) -> Result<(), Refusal> {
-        match self.consume(data.clone()).await {
-            Ok(()) => Ok(()),
-            Err(error) => Err(Refusal { error, data }),
-        }
+    /// [`offer`](Consumer::offer) for a caller that does not need refused data back.
+    async fn consume(&self, data: Envelope) -> Result<(), ConsumeError> {
+        self.offer(data).await.map_err(|r| r.error)
     }
 }
 
@@ -214,6 +199,12 @@ pub trait Consumer: Send + Sync + 'static {
 pub struct Refusal {
     pub error: ConsumeError,
     pub data: Envelope,
+}
+
+impl Refusal {
+    pub fn new(error: ConsumeError, data: Envelope) -> Self {
+        Self { error, data }
+    }
 }
 
 /// A shared consumer handle.
@@ -243,20 +234,22 @@ impl FanOut {
 
 #[async_trait::async_trait]
 impl Consumer for FanOut {
-    async fn consume(&self, data: Envelope) -> Result<(), ConsumeError> {
+    /// Each consumer but the last gets a copy (the one copy fan-out needs); a refusal hands back
+    /// the first refused copy.
+    async fn offer(&self, data: Envelope) -> Result<(), Refusal> {
         let Some((last, rest)) = self.consumers.split_last() else {
             return Ok(());
         };
-        let mut first_err = None;
+        let mut first = None;
         for c in rest {
-            if let Err(e) = c.consume(data.clone()).await {
-                first_err.get_or_insert(e);
+            if let Err(r) = c.offer(data.clone()).await {
+                first.get_or_insert(r);
             }
         }
-        if let Err(e) = last.consume(data).await {
-            first_err.get_or_insert(e);
+        if let Err(r) = last.offer(data).await {
+            first.get_or_insert(r);
         }
-        first_err.map_or(Ok(()), Err)
+        first.map_or(Ok(()), Err)
     }
 }
 
@@ -287,7 +280,7 @@ impl CaptureSink {
 
 #[async_trait::async_trait]
 impl Consumer for CaptureSink {
-    async fn consume(&self, data: Envelope) -> Result<(), ConsumeError> {
+    async fn offer(&self, data: Envelope) -> Result<(), Refusal> {
         self.items.lock().await.push(data);
         Ok(())
     }
@@ -326,8 +319,8 @@ mod tests {
     struct Refuse;
     #[async_trait::async_trait]
     impl Consumer for Refuse {
-        async fn consume(&self, _: Envelope) -> Result<(), ConsumeError> {
-            Err(ConsumeError::refused("full"))
+        async fn offer(&self, data: Envelope) -> Result<(), Refusal> {
+            Err(Refusal::new(ConsumeError::refused("full"), data))
         }
     }
 
@@ -337,5 +330,8 @@ mod tests {
         let fan = FanOut::boxed(vec![a.clone(), Arc::new(Refuse)]);
         let err = fan.consume(Envelope::new(logs(1))).await.unwrap_err();
         assert!(err.is_retryable());
+        // The refused data comes back whole, for the caller to retry.
+        let back = fan.offer(Envelope::new(logs(2))).await.unwrap_err();
+        assert_eq!(back.data.payload.item_count(), 2);
     }
 }

@@ -16,18 +16,84 @@
 pub mod debug;
 pub mod otlp_grpc;
 pub mod otlp_http;
-pub mod retry;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kotel_config::exporters::{QueueConfig, QueueSizer, RetryConfig};
-use kotel_pipeline::{Acks, ConsumeError, Consumer, Envelope, Payload, Refusal, Shutdown, Signal};
+use kotel_config::{ComponentId, ExporterConfig};
+use kotel_pipeline::obsreport::ExporterCounters;
+use kotel_pipeline::{
+    Acks, Backoff, BuildContext, BuildError, Built, ConsumeError, Consumer, Envelope,
+    ExporterStages, Ledger, Payload, Refusal, Signal,
+};
 use tokio::sync::{Mutex, Semaphore, mpsc};
 
-use crate::ledger::Ledger;
-use crate::telemetry::{ExporterCounters, idx};
+/// An exporter that cannot be set up (a TLS file that does not load, …).
+#[derive(Debug, thiserror::Error)]
+#[error("exporters.{id}: {message}")]
+pub struct SetupError {
+    id: ComponentId,
+    message: String,
+}
+
+/// Builds the exporter `cfg` describes: its protocol's [`Sender`] behind a [`QueuedExporter`],
+/// whose workers are the task.
+pub fn build(cx: BuildContext<'_>, cfg: &ExporterConfig) -> Result<Built, BuildError> {
+    let setup = |message: String| {
+        BuildError::new(SetupError {
+            id: cx.id.clone(),
+            message,
+        })
+    };
+    let (sender, policy, queue): (Arc<dyn Sender>, SendPolicy, _) = match cfg {
+        ExporterConfig::Otlp(c) => (
+            Arc::new(otlp_grpc::OtlpGrpcSender::new(c).map_err(|e| setup(e.to_string()))?),
+            SendPolicy {
+                timeout: c.timeout,
+                retry: c.retry_on_failure.clone(),
+            },
+            c.sending_queue.clone(),
+        ),
+        ExporterConfig::OtlpHttp(c) => (
+            Arc::new(otlp_http::OtlpHttpSender::new(c).map_err(|e| setup(e.to_string()))?),
+            SendPolicy {
+                timeout: c.timeout,
+                retry: c.retry_on_failure.clone(),
+            },
+            c.sending_queue.clone(),
+        ),
+        ExporterConfig::Debug(c) => (
+            Arc::new(debug::DebugSender::new(c)),
+            SendPolicy {
+                timeout: Duration::from_secs(5),
+                retry: RetryConfig {
+                    enabled: false,
+                    ..Default::default()
+                },
+            },
+            QueueConfig {
+                enabled: false,
+                ..Default::default()
+            },
+        ),
+    };
+    let name = cx.name();
+    let (exporter, task) = QueuedExporter::new(
+        name.clone(),
+        sender,
+        policy,
+        &queue,
+        cx.telemetry.exporter(&name),
+        cx.ledger.clone(),
+        cx.stages.exporters.clone(),
+    );
+    Ok(Built::consumer(exporter).with_task(async move {
+        task.run().await;
+        Ok::<(), std::convert::Infallible>(())
+    }))
+}
 
 /// Why one attempt to send failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -106,15 +172,6 @@ pub trait Sender: Send + Sync + 'static {
 pub struct SendPolicy {
     pub timeout: Duration,
     pub retry: RetryConfig,
-}
-
-/// Tokens for the exporter stage of shutdown.
-#[derive(Clone, Default)]
-pub struct ExporterStages {
-    /// Stop taking data; workers send what is queued, then exit.
-    pub drain: Shutdown,
-    /// Stop retrying: what is left is dropped.
-    pub abort: Shutdown,
 }
 
 struct Job {
@@ -239,7 +296,7 @@ impl QueuedExporter {
         let signal = request.signal;
         let items = request.items;
         let start = Instant::now();
-        let mut backoff = retry::Backoff::new(&self.policy.retry);
+        let mut backoff = Backoff::new(&self.policy.retry);
         loop {
             // Past the abort no attempt starts, and one in flight is abandoned: the deadline
             // beats the timeout. `biased` checks the abort first.
@@ -253,7 +310,7 @@ impl QueuedExporter {
             };
             let err = match attempt {
                 Ok(Ok(())) => {
-                    self.counters.sent[idx(signal)].inc_by(items);
+                    self.counters.sent[signal].inc_by(items);
                     return Ok(());
                 }
                 Ok(Err(e)) => e,
@@ -294,7 +351,7 @@ impl QueuedExporter {
     /// Counts and logs data dropped for `reason`.
     fn give_up(&self, request: &Outgoing, reason: &str, err: SendError) -> Result<(), SendError> {
         request.acks.fail();
-        self.counters.send_failed[idx(request.signal)].inc_by(request.items);
+        self.counters.send_failed[request.signal].inc_by(request.items);
         tracing::error!(
             exporter = %self.name,
             signal = request.signal.as_str(),
@@ -307,17 +364,13 @@ impl QueuedExporter {
 
     fn refuse(&self, data: Envelope, error: ConsumeError) -> Refusal {
         let signal = data.payload.signal();
-        self.counters.enqueue_failed[idx(signal)].inc_by(data.payload.item_count() as u64);
+        self.counters.enqueue_failed[signal].inc_by(data.payload.item_count() as u64);
         Refusal { error, data }
     }
 }
 
 #[async_trait::async_trait]
 impl Consumer for QueuedExporter {
-    async fn consume(&self, data: Envelope) -> Result<(), ConsumeError> {
-        self.offer(data).await.map_err(|r| r.error)
-    }
-
     async fn offer(&self, data: Envelope) -> Result<(), Refusal> {
         if self.stages.drain.is_cancelled() {
             return Err(Refusal {

@@ -2,7 +2,7 @@
 //! checkpoints). Each component gets its own subdirectory, named as upstream names its files:
 //! `<kind>_<type>_<name>`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kotel_config::ComponentId;
 use kotel_config::extensions::file_storage::FileStorageConfig;
@@ -48,16 +48,6 @@ pub fn resolve(id: &ComponentId, cfg: &FileStorageConfig) -> Result<PathBuf, Fil
     Ok(dir)
 }
 
-/// The state directory of one component inside a storage directory, e.g.
-/// `receiver_filelog_pods` for `filelog/pods`.
-pub fn component_dir(storage: &Path, kind: &str, component: &ComponentId) -> PathBuf {
-    storage.join(format!(
-        "{kind}_{}_{}",
-        component.ty,
-        component.name.as_deref().unwrap_or("")
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,7 +66,12 @@ mod tests {
         ));
         cfg.create_directory = true;
         let dir = resolve(&id, &cfg).unwrap();
+        let mut dirs = kotel_pipeline::StorageDirs::default();
+        dirs.insert(id.clone(), dir);
         let fl: ComponentId = "filelog/pods".parse().unwrap();
-        assert!(component_dir(&dir, "receiver", &fl).ends_with("receiver_filelog_pods"));
+        let kind = kotel_config::ComponentKind::Receiver;
+        let got = dirs.component_dir("file_storage", kind, &fl).unwrap();
+        assert!(got.ends_with("receiver_filelog_pods"), "{got:?}");
+        assert_eq!(dirs.component_dir("file_storage/other", kind, &fl), None);
     }
 }

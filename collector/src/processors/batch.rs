@@ -20,16 +20,12 @@ use std::time::Duration;
 use kotel_config::ComponentId;
 use kotel_config::processors::batch::BatchConfig;
 use kotel_pipeline::{
-    Acks, BoxConsumer, ConsumeError, Consumer, Envelope, Payload, Refusal, RequestContext, Shutdown,
+    Acks, Backoff, BoxConsumer, BuildContext, Built, ConsumeError, Consumer, Envelope, Ledger,
+    Payload, PerSignal, Refusal, RequestContext, Shutdown, Signal, payload,
 };
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
-
-use super::payload;
-use crate::exporters::retry::Backoff;
-use crate::ledger::Ledger;
-use crate::telemetry::idx;
 
 /// How long `consume` waits for room in the buffer before refusing.
 const WAIT_FOR_ROOM: Duration = Duration::from_secs(1);
@@ -46,7 +42,7 @@ pub struct Batch {
     room: Arc<Semaphore>,
     capacity: u32,
     ledger: Ledger,
-    refused: [Counter; 3],
+    refused: PerSignal<Counter>,
 }
 
 /// The batching loop, run by the topology.
@@ -57,7 +53,7 @@ pub struct BatchTask {
     next: BoxConsumer,
     cfg: BatchConfig,
     ledger: Ledger,
-    pending: [Option<Pending>; 3],
+    pending: PerSignal<Option<Pending>>,
 }
 
 struct Pending {
@@ -72,12 +68,27 @@ struct Pending {
     deadline: Instant,
 }
 
-pub fn build(
+/// The component contract's build: the batcher, and its task in the processor stage (which
+/// ends retries of hand-offs when the exporters abort).
+pub fn build(cx: BuildContext<'_>, cfg: &BatchConfig, next: BoxConsumer) -> Built {
+    let refused = cx.telemetry.processor_refused(&cx.name());
+    let (batch, task) = new(cx.id, cfg, next, cx.ledger.clone(), refused);
+    let (drain, abort) = (
+        cx.stages.processors.clone(),
+        cx.stages.exporters.abort.clone(),
+    );
+    Built::consumer(batch).with_task(async move {
+        task.run(drain, abort).await;
+        Ok::<(), std::convert::Infallible>(())
+    })
+}
+
+pub fn new(
     id: &ComponentId,
     cfg: &BatchConfig,
     next: BoxConsumer,
     ledger: Ledger,
-    refused: [Counter; 3],
+    refused: PerSignal<Counter>,
 ) -> (Arc<Batch>, BatchTask) {
     // kotel-config has refused what this cannot do (metadata_keys).
     let unit = cfg.send_batch_size.max(cfg.send_batch_max_size).max(1);
@@ -98,14 +109,14 @@ pub fn build(
         next,
         cfg: cfg.clone(),
         ledger,
-        pending: [None, None, None],
+        pending: PerSignal::default(),
     };
     (batch, task)
 }
 
 #[async_trait::async_trait]
 impl Consumer for Batch {
-    async fn consume(&self, data: Envelope) -> Result<(), ConsumeError> {
+    async fn offer(&self, data: Envelope) -> Result<(), Refusal> {
         let items = data.payload.item_count();
         if items == 0 {
             return Ok(());
@@ -120,19 +131,20 @@ impl Consumer for Batch {
                 .and_then(Result::ok),
         };
         let Some(permit) = permit else {
-            self.refused[idx(signal)].inc_by(items as u64);
-            return Err(ConsumeError::Refused {
+            self.refused[signal].inc_by(items as u64);
+            let error = ConsumeError::Refused {
                 reason: "batch buffer is full: the exporters are behind".into(),
                 retry_after: Some(Duration::from_secs(1)),
-            });
+            };
+            return Err(Refusal::new(error, data));
         };
         permit.forget();
         let bytes = data.payload.encoded_len();
         self.ledger.add(bytes);
-        if self.tx.send(Item { data, bytes, cost }).is_err() {
+        if let Err(back) = self.tx.send(Item { data, bytes, cost }) {
             self.room.add_permits(cost as usize);
             self.ledger.sub(bytes);
-            return Err(ConsumeError::ShuttingDown);
+            return Err(Refusal::new(ConsumeError::ShuttingDown, back.0.data));
         }
         Ok(())
     }
@@ -143,7 +155,12 @@ impl BatchTask {
     /// at the shutdown deadline.
     pub async fn run(mut self, drain: Shutdown, abort: Shutdown) {
         loop {
-            let deadline = self.pending.iter().flatten().map(|p| p.deadline).min();
+            let deadline = self
+                .pending
+                .iter()
+                .filter_map(|(_, p)| p.as_ref())
+                .map(|p| p.deadline)
+                .min();
             tokio::select! {
                 biased;
                 _ = drain.cancelled() => break,
@@ -153,9 +170,9 @@ impl BatchTask {
                 },
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     let now = Instant::now();
-                    for i in 0..3 {
-                        if self.pending[i].as_ref().is_some_and(|p| p.deadline <= now) {
-                            self.flush(i, &abort).await;
+                    for s in Signal::ALL {
+                        if self.pending[s].as_ref().is_some_and(|p| p.deadline <= now) {
+                            self.flush(s, &abort).await;
                         }
                     }
                 }
@@ -165,18 +182,18 @@ impl BatchTask {
         while let Some(item) = self.rx.recv().await {
             self.add(item, &abort).await;
         }
-        for i in 0..3 {
-            self.flush(i, &abort).await;
+        for s in Signal::ALL {
+            self.flush(s, &abort).await;
         }
     }
 
     async fn add(&mut self, item: Item, abort: &Shutdown) {
-        let i = idx(item.data.payload.signal());
+        let i = item.data.payload.signal();
         let items = item.data.payload.item_count();
         match &mut self.pending[i] {
             Some(p) => {
                 if let Err(back) = payload::merge(&mut p.payload, item.data.payload) {
-                    unreachable!("payload of signal {:?} in slot {i}", back.signal());
+                    unreachable!("payload of signal {:?} in slot {i:?}", back.signal());
                 }
                 p.items += items;
                 p.bytes += item.bytes;
@@ -208,7 +225,7 @@ impl BatchTask {
         }
     }
 
-    async fn flush(&mut self, i: usize, abort: &Shutdown) {
+    async fn flush(&mut self, i: Signal, abort: &Shutdown) {
         let Some(mut p) = self.pending[i].take() else {
             return;
         };
@@ -307,7 +324,7 @@ mod tests {
             ..Default::default()
         };
         let id: ComponentId = "batch".parse().unwrap();
-        let (batch, task) = build(
+        let (batch, task) = new(
             &id,
             &cfg,
             sink.clone(),

@@ -11,15 +11,15 @@
 //! intervals are accepted for compatibility: the ledger is exact at every request, so there is
 //! nothing to poll.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kotel_config::ComponentId;
 use kotel_config::processors::memory_limiter::MemoryLimiterConfig;
-use kotel_pipeline::{BoxConsumer, ConsumeError, Consumer, Envelope, Refusal};
+use kotel_pipeline::{
+    BoxConsumer, BuildContext, Built, ConsumeError, Consumer, Envelope, Ledger, PerSignal, Refusal,
+};
 use prometheus_client::metrics::counter::Counter;
-
-use crate::ledger::Ledger;
-use crate::telemetry::idx;
 
 const MIB: u64 = 1 << 20;
 
@@ -31,11 +31,22 @@ pub enum MemoryLimiterError {
     NoTotal { id: ComponentId },
 }
 
+/// The component contract's build.
+pub fn build(
+    cx: BuildContext<'_>,
+    cfg: &MemoryLimiterConfig,
+    next: BoxConsumer,
+) -> Result<Built, MemoryLimiterError> {
+    let refused = cx.telemetry.processor_refused(&cx.name());
+    let limiter = MemoryLimiter::build(cx.id, cfg, next, cx.ledger.clone(), refused)?;
+    Ok(Built::consumer(Arc::new(limiter)))
+}
+
 pub struct MemoryLimiter {
     next: BoxConsumer,
     ledger: Ledger,
     soft_limit: u64,
-    refused: [Counter; 3],
+    refused: PerSignal<Counter>,
 }
 
 /// Hard and soft limits in bytes.
@@ -81,7 +92,7 @@ impl MemoryLimiter {
         cfg: &MemoryLimiterConfig,
         next: BoxConsumer,
         ledger: Ledger,
-        refused: [Counter; 3],
+        refused: PerSignal<Counter>,
     ) -> Result<Self, MemoryLimiterError> {
         let total = if cfg.limit_mib > 0 {
             None
@@ -102,7 +113,7 @@ impl MemoryLimiter {
     fn check(&self, data: &Envelope) -> Result<(), ConsumeError> {
         let held = self.ledger.held();
         if held + data.payload.encoded_len() as u64 > self.soft_limit {
-            self.refused[idx(data.payload.signal())].inc_by(data.payload.item_count() as u64);
+            self.refused[data.payload.signal()].inc_by(data.payload.item_count() as u64);
             return Err(ConsumeError::Refused {
                 reason: format!(
                     "data refused due to high memory usage ({held} bytes held, limit {})",
@@ -117,11 +128,6 @@ impl MemoryLimiter {
 
 #[async_trait::async_trait]
 impl Consumer for MemoryLimiter {
-    async fn consume(&self, data: Envelope) -> Result<(), ConsumeError> {
-        self.check(&data)?;
-        self.next.consume(data).await
-    }
-
     async fn offer(&self, data: Envelope) -> Result<(), Refusal> {
         if let Err(error) = self.check(&data) {
             return Err(Refusal { error, data });

@@ -1,32 +1,25 @@
-//! Receivers built into kotelcol (OTLP) and what every receiver is handed: one consumer per
-//! signal it feeds.
+//! Receivers: the OTLP receiver built into kotelcol, and the dispatch from a receiver's config to
+//! its component's build (the others live in their own crates).
 
 pub mod otlp;
 
-use kotel_pipeline::{BoxConsumer, Signal};
+use kotel_config::ReceiverConfig;
+use kotel_pipeline::{BoxConsumer, BuildContext, BuildError, Built, PerSignal, ReceiverOutputs};
 
 /// The consumers a receiver pushes to, one per signal that has a pipeline.
-#[derive(Clone, Default)]
-pub struct SignalConsumers {
-    pub traces: Option<BoxConsumer>,
-    pub metrics: Option<BoxConsumer>,
-    pub logs: Option<BoxConsumer>,
-}
+pub type SignalConsumers = PerSignal<Option<BoxConsumer>>;
 
-impl SignalConsumers {
-    pub fn get(&self, signal: Signal) -> Option<&BoxConsumer> {
-        match signal {
-            Signal::Traces => self.traces.as_ref(),
-            Signal::Metrics => self.metrics.as_ref(),
-            Signal::Logs => self.logs.as_ref(),
-        }
-    }
-
-    pub fn set(&mut self, signal: Signal, consumer: BoxConsumer) {
-        match signal {
-            Signal::Traces => self.traces = Some(consumer),
-            Signal::Metrics => self.metrics = Some(consumer),
-            Signal::Logs => self.logs = Some(consumer),
+/// Builds the receiver `cfg` describes.
+pub async fn build(
+    cx: BuildContext<'_>,
+    cfg: &ReceiverConfig,
+    out: ReceiverOutputs,
+) -> Result<Built, BuildError> {
+    match cfg {
+        ReceiverConfig::Otlp(c) => otlp::build(cx, c, out).await.map_err(BuildError::new),
+        ReceiverConfig::Filelog(c) => kotel_filelog::build(cx, c, out).map_err(BuildError::new),
+        ReceiverConfig::KubeletStats(c) => {
+            kotel_kubeletstats::build(cx, c, out).map_err(BuildError::new)
         }
     }
 }

@@ -10,18 +10,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use kotel_config::exporters::{QueueConfig, RetryConfig};
+use kotel_pipeline::obsreport::SelfMetrics;
 use kotel_pipeline::proto::collector::trace::v1::ExportTraceServiceResponse;
 use kotel_pipeline::proto::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use kotel_pipeline::proto::common::v1::{AnyValue, KeyValue, any_value};
 use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use kotel_pipeline::{ExportTraceServiceRequest, Payload, Shutdown};
-use kotelcol::exporters::{ExporterStages, QueuedExporter, SendPolicy, Sender};
-use kotelcol::ledger::Ledger;
+use kotel_pipeline::{ExportTraceServiceRequest, ExporterStages, Ledger, Payload, Shutdown};
+use kotelcol::exporters::{QueuedExporter, SendPolicy, Sender};
 use kotelcol::net::{self, Protocol};
 use kotelcol::rpc_status::Status;
-use kotelcol::telemetry::SelfMetrics;
 use prometheus_client::registry::Registry;
 use prost::Message;
 use tokio::sync::watch;

@@ -22,8 +22,7 @@ use kotel_k8sattributes::{Enricher, K8sAttributesProcessor, Settings};
 use kotel_pipeline::proto::resource::v1::Resource;
 use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use kotel_pipeline::{
-    BoxConsumer, ConsumeError, Consumer, Envelope, ExportTraceServiceRequest, Payload,
-    RequestContext,
+    BoxConsumer, Consumer, Envelope, ExportTraceServiceRequest, Payload, Refusal, RequestContext,
 };
 use serde_json::json;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -237,7 +236,7 @@ struct Discard;
 
 #[async_trait::async_trait]
 impl Consumer for Discard {
-    async fn consume(&self, data: Envelope) -> Result<(), ConsumeError> {
+    async fn offer(&self, data: Envelope) -> Result<(), Refusal> {
         black_box(data);
         Ok(())
     }

@@ -25,3 +25,19 @@ pub use error::Error;
 pub use index::PodIndex;
 pub use processor::{BackgroundTask, Enricher, K8sAttributesProcessor};
 pub use settings::Settings;
+
+use kotel_config::processors::k8sattributes::K8sAttributesConfig;
+use kotel_pipeline::{BoxConsumer, BuildContext, Built};
+
+/// The component contract's build: the enriching stage, and the watches feeding its cache as the
+/// task (reporting to the collector's health until they first sync).
+pub async fn build(
+    cx: BuildContext<'_>,
+    config: &K8sAttributesConfig,
+    next: BoxConsumer,
+) -> Result<Built, Error> {
+    let (consumer, task) =
+        K8sAttributesProcessor::build(cx.id, config, next, cx.registry, cx.health).await?;
+    let shutdown = cx.stages.processors.clone();
+    Ok(Built::consumer(consumer).with_task(task.run(shutdown)))
+}

@@ -9,7 +9,7 @@ use kotel_config::ComponentId;
 use kotel_config::processors::k8sattributes::K8sAttributesConfig;
 use kotel_pipeline::proto::common::v1::KeyValue;
 use kotel_pipeline::proto::resource::v1::Resource;
-use kotel_pipeline::{BoxConsumer, ConsumeError, Consumer, Envelope, Health, Payload, Shutdown};
+use kotel_pipeline::{BoxConsumer, Consumer, Envelope, Health, Payload, Refusal, Shutdown};
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -236,10 +236,10 @@ async fn make_client(s: &Settings) -> Result<(kube::Client, String), Error> {
 
 #[async_trait::async_trait]
 impl Consumer for K8sAttributesProcessor {
-    async fn consume(&self, mut data: Envelope) -> Result<(), ConsumeError> {
+    async fn offer(&self, mut data: Envelope) -> Result<(), Refusal> {
         let peer = data.context.peer.map(|a| a.ip());
         self.enricher.enrich(&mut data.payload, peer);
-        self.next.consume(data).await
+        self.next.offer(data).await
     }
 }
 

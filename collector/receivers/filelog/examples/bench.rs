@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 
 use kotel_config::receivers::filelog::FilelogConfig;
 use kotel_filelog::FilelogReceiver;
-use kotel_pipeline::{ConsumeError, Consumer, Envelope, Shutdown};
+use kotel_pipeline::{Consumer, Envelope, Refusal, Shutdown};
 
 #[derive(Default)]
 struct Count(AtomicU64);
 
 #[async_trait::async_trait]
 impl Consumer for Count {
-    async fn consume(&self, data: Envelope) -> Result<(), ConsumeError> {
+    async fn offer(&self, data: Envelope) -> Result<(), Refusal> {
         self.0
             .fetch_add(data.payload.item_count() as u64, Ordering::Relaxed);
         Ok(())

@@ -26,9 +26,9 @@ pub mod timefmt;
 
 use std::path::PathBuf;
 
-use kotel_config::ComponentId;
 use kotel_config::receivers::filelog::FilelogConfig;
-use kotel_pipeline::{BoxConsumer, Shutdown};
+use kotel_config::{ComponentId, ComponentKind};
+use kotel_pipeline::{BoxConsumer, BuildContext, Built, ReceiverOutputs, Shutdown, Signal};
 use prometheus_client::registry::Registry;
 
 pub use poller::Settings;
@@ -54,6 +54,29 @@ pub enum Error {
     },
 }
 
+/// The component contract's build: checkpoints in the `storage` extension's directory for this
+/// receiver, records to the logs pipelines.
+pub fn build(
+    cx: BuildContext<'_>,
+    config: &FilelogConfig,
+    out: ReceiverOutputs,
+) -> Result<Built, Error> {
+    let storage_dir = match &config.storage {
+        None => None,
+        Some(ext) => Some(
+            cx.storage
+                .component_dir(ext, ComponentKind::Receiver, cx.id)
+                .ok_or_else(|| Error::Config {
+                    id: cx.name(),
+                    reason: format!("storage: {ext:?} is not an enabled file_storage extension"),
+                })?,
+        ),
+    };
+    let next = out.only(Signal::Logs, "");
+    let receiver = FilelogReceiver::build(cx.id, config, storage_dir, next, cx.registry)?;
+    Ok(Built::task(receiver.run(cx.stages.receivers.clone())))
+}
+
 /// A built receiver: call [`FilelogReceiver::run`] to start reading.
 pub struct FilelogReceiver {
     poller: poller::Poller,
@@ -74,31 +97,8 @@ impl FilelogReceiver {
             id: id_s.clone(),
             reason,
         };
-        if config.include.is_empty() {
-            return Err(config_err("include: at least one glob is required".into()));
-        }
-        if !config.compression.is_empty() {
-            return Err(config_err(format!(
-                "compression {:?} is not supported by kotel (plain files only)",
-                config.compression
-            )));
-        }
-        if config.multiline.is_some() {
-            return Err(config_err("multiline is not supported by kotel".into()));
-        }
-        if config.include_file_record_number {
-            return Err(config_err(
-                "include_file_record_number is not supported by kotel".into(),
-            ));
-        }
-        if config.max_batches != 0 {
-            return Err(config_err("max_batches is not supported by kotel".into()));
-        }
-        if config.delete_after_read {
-            return Err(config_err(
-                "delete_after_read is not supported by kotel".into(),
-            ));
-        }
+        // kotel-config has refused what the text asks and kotel cannot do (compression,
+        // multiline, …); what is left depends on the machine.
         if config.storage.is_some() && storage_dir.is_none() {
             return Err(config_err(format!(
                 "storage {:?} is configured but no storage directory was given",

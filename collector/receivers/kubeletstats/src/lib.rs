@@ -21,7 +21,9 @@ pub mod time;
 
 use kotel_config::ComponentId;
 use kotel_config::receivers::kubeletstats::KubeletStatsConfig;
-use kotel_pipeline::{BoxConsumer, Health, HealthReporter, Shutdown};
+use kotel_pipeline::{
+    BoxConsumer, BuildContext, Built, Health, HealthReporter, ReceiverOutputs, Shutdown, Signal,
+};
 use prometheus_client::registry::Registry;
 
 pub use config::Environment;
@@ -53,6 +55,18 @@ pub enum Error {
         id: String,
         source: client::ClientError,
     },
+}
+
+/// The component contract's build: scrapes to the metrics pipelines, failures to the health.
+pub fn build(
+    cx: BuildContext<'_>,
+    config: &KubeletStatsConfig,
+    out: ReceiverOutputs,
+) -> Result<Built, Error> {
+    let next = out.only(Signal::Metrics, "http");
+    let receiver = KubeletStatsReceiver::build(cx.id, config, next, cx.registry)?
+        .with_health(cx.health_reporter());
+    Ok(Built::task(receiver.run(cx.stages.receivers.clone())))
 }
 
 /// A built receiver: call [`KubeletStatsReceiver::run`] to scrape until shutdown.

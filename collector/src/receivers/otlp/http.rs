@@ -23,7 +23,7 @@ use prost::Message;
 use super::{context, json};
 use crate::receivers::SignalConsumers;
 use crate::rpc_status::{self, Status};
-use crate::telemetry::ReceiverCounters;
+use kotel_pipeline::obsreport::ReceiverCounters;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Encoding {
@@ -238,7 +238,7 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
         .iter()
         .find(|(p, _)| p == req.uri().path())
         .map(|(_, s)| *s);
-    let Some(consumer) = signal.and_then(|s| state.consumers.get(s)) else {
+    let Some(consumer) = signal.and_then(|s| state.consumers[s].as_ref()) else {
         counters.failed_request("not_found");
         return bad(
             StatusCode::NOT_FOUND,

@@ -11,11 +11,37 @@ use std::sync::Arc;
 
 use kotel_config::ComponentId;
 use kotel_config::receivers::otlp::OtlpReceiverConfig;
-use kotel_pipeline::{RequestContext, Shutdown};
+use kotel_pipeline::obsreport::ReceiverCounters;
+use kotel_pipeline::{BuildContext, Built, ReceiverOutputs, RequestContext, Shutdown};
 
 use super::SignalConsumers;
 use crate::net::{self, Listener, NetError, Protocol};
-use crate::telemetry::ReceiverCounters;
+
+/// The component contract's build: binds the listeners (a port in use fails the start).
+pub async fn build(
+    cx: BuildContext<'_>,
+    cfg: &OtlpReceiverConfig,
+    out: ReceiverOutputs,
+) -> Result<Built, OtlpReceiverError> {
+    let wiring = Wiring {
+        grpc: out.transport("grpc"),
+        http: out.transport("http"),
+    };
+    let receiver = OtlpReceiver::build(cx.id, cfg, wiring).await?;
+    let addresses = receiver
+        .local_addrs()
+        .into_iter()
+        .map(|(proto, addr)| (proto.to_string(), addr))
+        .collect();
+    let shutdown = cx.stages.receivers.clone();
+    Ok(Built {
+        addresses,
+        ..Built::task(async move {
+            receiver.run(shutdown).await;
+            Ok::<(), std::convert::Infallible>(())
+        })
+    })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpReceiverError {

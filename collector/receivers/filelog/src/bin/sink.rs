@@ -11,15 +11,18 @@ use anyhow::Context;
 use kotel_config::receivers::filelog::FilelogConfig;
 use kotel_filelog::FilelogReceiver;
 use kotel_pipeline::proto::common::v1::any_value::Value;
-use kotel_pipeline::{ConsumeError, Consumer, Envelope, Payload, Shutdown};
+use kotel_pipeline::{ConsumeError, Consumer, Envelope, Payload, Refusal, Shutdown};
 
 struct FileSink(Mutex<std::fs::File>);
 
 #[async_trait::async_trait]
 impl Consumer for FileSink {
-    async fn consume(&self, data: Envelope) -> Result<(), ConsumeError> {
-        let Payload::Logs(req) = data.payload else {
-            return Err(ConsumeError::Permanent("not logs".into()));
+    async fn offer(&self, data: Envelope) -> Result<(), Refusal> {
+        let Payload::Logs(req) = &data.payload else {
+            return Err(Refusal::new(
+                ConsumeError::Permanent("not logs".into()),
+                data,
+            ));
         };
         let mut out = Vec::new();
         for r in req
@@ -33,11 +36,8 @@ impl Consumer for FileSink {
             }
             out.push(b'\n');
         }
-        self.0
-            .lock()
-            .expect("sink lock")
-            .write_all(&out)
-            .map_err(|e| ConsumeError::refused(e.to_string()))
+        let written = self.0.lock().expect("sink lock").write_all(&out);
+        written.map_err(|e| Refusal::new(ConsumeError::refused(e.to_string()), data))
     }
 }
 

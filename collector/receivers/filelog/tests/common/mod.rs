@@ -16,7 +16,7 @@ use kotel_config::ComponentId;
 use kotel_config::receivers::filelog::FilelogConfig;
 use kotel_filelog::FilelogReceiver;
 use kotel_pipeline::proto::common::v1::{AnyValue, KeyValue, any_value::Value};
-use kotel_pipeline::{ConsumeError, Consumer, Envelope, Payload, Shutdown};
+use kotel_pipeline::{ConsumeError, Consumer, Envelope, Payload, Refusal, Shutdown};
 use prometheus_client::registry::Registry;
 
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -56,14 +56,14 @@ pub struct Collect {
 
 #[async_trait::async_trait]
 impl Consumer for Collect {
-    async fn consume(&self, data: Envelope) -> Result<(), ConsumeError> {
+    async fn offer(&self, data: Envelope) -> Result<(), Refusal> {
         if self
             .refuse
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
             self.refused.fetch_add(1, Ordering::SeqCst);
-            return Err(ConsumeError::refused("test says no"));
+            return Err(Refusal::new(ConsumeError::refused("test says no"), data));
         }
         let Payload::Logs(req) = data.payload else {
             panic!("filelog sends logs")

@@ -3,10 +3,10 @@
 //! Merging appends resource lists, so the encoded size of a merge is the sum of its parts.
 //! Splitting copies the resource and scope headers (never the items) into each piece.
 
-use kotel_pipeline::Payload;
-use kotel_pipeline::proto::logs::v1::{ResourceLogs, ScopeLogs};
-use kotel_pipeline::proto::metrics::v1::{Metric, ResourceMetrics, ScopeMetrics, metric::Data};
-use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans};
+use crate::Payload;
+use crate::proto::logs::v1::{ResourceLogs, ScopeLogs};
+use crate::proto::metrics::v1::{Metric, ResourceMetrics, ScopeMetrics, metric::Data};
+use crate::proto::trace::v1::{ResourceSpans, ScopeSpans};
 
 /// Appends `other` to `into`; a payload of another signal is handed back.
 pub fn merge(into: &mut Payload, other: Payload) -> Result<(), Payload> {
@@ -65,12 +65,9 @@ macro_rules! clone_empty {
     };
 }
 
-clone_empty!(kotel_pipeline::ExportTraceServiceRequest, resource_spans);
-clone_empty!(
-    kotel_pipeline::ExportMetricsServiceRequest,
-    resource_metrics
-);
-clone_empty!(kotel_pipeline::ExportLogsServiceRequest, resource_logs);
+clone_empty!(crate::ExportTraceServiceRequest, resource_spans);
+clone_empty!(crate::ExportMetricsServiceRequest, resource_metrics);
+clone_empty!(crate::ExportLogsServiceRequest, resource_logs);
 
 /// A container of containers.
 macro_rules! split_node {
@@ -178,8 +175,8 @@ fn split_list<T: Split>(list: &mut Vec<T>, mut n: usize) -> Vec<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kotel_pipeline::ExportTraceServiceRequest;
-    use kotel_pipeline::proto::trace::v1::Span;
+    use crate::ExportTraceServiceRequest;
+    use crate::proto::trace::v1::Span;
 
     fn traces(resources: usize, scopes: usize, spans: usize) -> Payload {
         let mut id = 0u8;

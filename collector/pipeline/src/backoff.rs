@@ -1,4 +1,5 @@
-//! Exponential backoff with jitter, as upstream's `retry_on_failure`.
+//! Exponential backoff with jitter, as upstream's `retry_on_failure`: exporters retry sends
+//! with it, the batch processor its hand-offs to a full exporter queue.
 
 use std::time::Duration;
 
