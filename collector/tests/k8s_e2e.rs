@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::Duration;
 
 use common::{Collector, Sink};
@@ -25,26 +24,13 @@ use kotel_pipeline::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use kotel_pipeline::proto::resource::v1::Resource;
 use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use kotel_pipeline::{ExportLogsServiceRequest, ExportTraceServiceRequest};
+use kotel_testkit::wait_for;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
 /// A liveness bound for the cluster to act, never a timing assertion.
 const WAIT: Duration = Duration::from_secs(90);
-
-async fn wait_for<T, Fut: Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> Fut) -> T {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 fn pod(name: &str, node: &str, host_network: bool) -> Pod {
     serde_json::from_value(json!({
@@ -210,7 +196,7 @@ async fn otlp_data_with_a_pod_uid_leaves_kotelcol_with_the_pods_metadata() {
         .unwrap();
     // The Deployment's pod, made by its ReplicaSet: wait_for_metadata below needs it to exist
     // before the collector starts, so the first request must already be enriched.
-    let (pod_name, pod_uid) = wait_for("the Deployment's pod", || async {
+    let (pod_name, pod_uid) = wait_for("the Deployment's pod", WAIT, || async {
         let list = pods
             .list(&ListParams::default().labels("app=checkout"))
             .await

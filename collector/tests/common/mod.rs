@@ -92,13 +92,11 @@ impl Sink {
 
     /// Waits (up to a minute, a liveness bound only) until `cond` holds on what was received.
     pub async fn wait_for(&self, what: &str, cond: impl Fn(&[Payload]) -> bool) {
-        for _ in 0..600 {
-            if cond(&self.received.lock().await) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("sink never saw {what}");
+        let what = format!("the sink to see {what}");
+        kotel_testkit::wait_for(&what, kotel_testkit::LIVENESS, || async {
+            cond(&self.received.lock().await).then_some(())
+        })
+        .await;
     }
 }
 

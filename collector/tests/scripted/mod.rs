@@ -331,13 +331,7 @@ impl Harness {
 
     /// Polls `cond` (a liveness bound of a minute, not a timing assertion).
     pub async fn wait_for(&self, what: &str, cond: impl Fn(&Self) -> bool) {
-        for _ in 0..1200 {
-            if cond(self) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("never saw {what}");
+        kotel_testkit::wait_until(what, kotel_testkit::LIVENESS, || cond(self)).await;
     }
 }
 

@@ -21,6 +21,7 @@ use kotel_pipeline::{
     BoxConsumer, CaptureSink, Envelope, ExportTraceServiceRequest, Payload, RequestContext,
     Shutdown,
 };
+use kotel_testkit::wait_for;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -29,24 +30,6 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 fn pod(name: &str, node: &str, labels: serde_json::Value, host_network: bool) -> Pod {
     serde_json::from_value(json!({
@@ -79,7 +62,7 @@ async fn set_team(pods: &Api<Pod>, name: &str, team: &str) {
 }
 
 async fn pod_ip(pods: &Api<Pod>, name: &str) -> (String, IpAddr) {
-    wait_for(&format!("pod {name} to get an IP"), || async {
+    wait_for(&format!("pod {name} to get an IP"), WAIT, || async {
         let p = pods.get(name).await.ok()?;
         let ip = p.status.as_ref()?.pod_ip.as_deref()?.parse().ok()?;
         Some((p.uid()?, ip))
@@ -198,7 +181,7 @@ fn deployment(name: &str, node: &str, image: &str) -> Deployment {
 /// Waits for the pod that Deployment `app`'s ReplicaSet makes.
 async fn deployment_pod(pods: &Api<Pod>, app: &str) -> Pod {
     let selector = format!("app={app}");
-    wait_for("the Deployment's pod", || async {
+    wait_for("the Deployment's pod", WAIT, || async {
         let list = pods
             .list(&ListParams::default().labels(&selector))
             .await
@@ -357,7 +340,7 @@ async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
     assert_ne!(value(&got, "k8s.pod.name"), Some("hostnet"), "{got:?}");
 
     // The deployment's name comes from its ReplicaSet's owner.
-    let got = wait_for("k8s.deployment.name", || async {
+    let got = wait_for("k8s.deployment.name", WAIT, || async {
         let got = running.send(Some(shop_ip), &[]).await;
         got.contains_key("k8s.deployment.name").then_some(got)
     })
@@ -367,7 +350,7 @@ async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
 
     // Relabelled: the new value arrives through the watch.
     set_team(&pods, "web", "blue").await;
-    wait_for("the new label", || async {
+    wait_for("the new label", WAIT, || async {
         let got = running.send(Some(web_ip), &[]).await;
         (value(&got, "k8s.pod.labels.team") == Some("blue")).then_some(())
     })
@@ -377,7 +360,7 @@ async fn pods_of_this_node_enrich_data_by_peer_ip_and_uid() {
     pods.delete("web", &DeleteParams::default().grace_period(0))
         .await
         .unwrap();
-    wait_for("the pod to be gone", || async {
+    wait_for("the pod to be gone", WAIT, || async {
         pods.get_opt("web").await.ok()?.is_none().then_some(())
     })
     .await;
@@ -600,9 +583,11 @@ async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
         .await
         .unwrap();
     // The processor notices (a failed reconnect is counted) ...
-    wait_for("the pod watch to fail against the cut proxy", || async {
-        (watch_errors(&running.registry) > errors_before).then_some(())
-    })
+    wait_for(
+        "the pod watch to fail against the cut proxy",
+        WAIT,
+        || async { (watch_errors(&running.registry) > errors_before).then_some(()) },
+    )
     .await;
     // ... and meanwhile keeps enriching from the last known state, without blocking.
     for _ in 0..10 {
@@ -622,12 +607,12 @@ async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
     // catches up with what happened meanwhile.
     proxy.restore();
     let restored = std::time::Instant::now();
-    wait_for("the pod created during the outage", || async {
+    wait_for("the pod created during the outage", WAIT, || async {
         let got = running.send_uid_guarded(&during_uid).await;
         (value(&got, "k8s.pod.name") == Some("during")).then_some(())
     })
     .await;
-    wait_for("the label changed during the outage", || async {
+    wait_for("the label changed during the outage", WAIT, || async {
         let got = running.send_uid_guarded(&before_uid).await;
         (value(&got, "k8s.pod.labels.team") == Some("blue")).then_some(())
     })
@@ -635,6 +620,7 @@ async fn an_api_server_outage_keeps_the_cache_and_never_blocks_data() {
     let late_uid = deployment_pod(&pods, "late").await.uid().unwrap();
     wait_for(
         "the deployment of a pod created during the outage",
+        WAIT,
         || async {
             let got = running.send_uid_guarded(&late_uid).await;
             (value(&got, "k8s.deployment.name") == Some("late")).then_some(())
@@ -678,7 +664,7 @@ async fn without_wait_for_metadata_data_passes_until_the_api_server_is_reachable
         "without wait_for_metadata, build does not need the API server",
     )
     .await;
-    wait_for("the first list to fail", || async {
+    wait_for("the first list to fail", WAIT, || async {
         (watch_errors(&running.registry) > 0.0).then_some(())
     })
     .await;
@@ -686,7 +672,7 @@ async fn without_wait_for_metadata_data_passes_until_the_api_server_is_reachable
     assert!(!got.contains_key("k8s.pod.name"), "not synced: {got:?}");
 
     proxy.restore();
-    wait_for("the pod after the first successful list", || async {
+    wait_for("the pod after the first successful list", WAIT, || async {
         let got = running.send_uid_guarded(&uid).await;
         (value(&got, "k8s.pod.name") == Some("early")).then_some(())
     })

@@ -449,7 +449,7 @@ async fn start_at_end_skips_old_lines_but_reads_files_found_later() {
     append(&a.join("0.log"), &cri(T0, "stdout", "F", "old, skipped"));
     let cfg = config(&preset(&root, "").replace("start_at: beginning", "start_at: end"));
     let run = start(&cfg, None, Arc::new(Collect::default()));
-    wait_for("first poll", || {
+    wait_until("first poll", DEADLINE, || {
         run.metric("otelcol_fileconsumer_open_files") >= 1.0
     })
     .await;
@@ -644,7 +644,7 @@ service:
     );
     let state = tmp.path().join("state/receiver_file_log");
     let run = start(fc, Some(state.clone()), Arc::new(Collect::default()));
-    wait_for("the first checkpoint", || {
+    wait_until("the first checkpoint", DEADLINE, || {
         state.join("filelog-checkpoints.json").exists()
     })
     .await;

@@ -13,6 +13,7 @@ use kotel_config::ComponentId;
 use kotel_config::receivers::kubeletstats::KubeletStatsConfig;
 use kotel_kubeletstats::{Environment, KubeletStatsReceiver, ScrapeError};
 use kotel_pipeline::{CaptureSink, Payload, Shutdown};
+use kotel_testkit::{LIVENESS, wait_until};
 use prometheus_client::registry::Registry;
 
 fn config(json: serde_json::Value) -> KubeletStatsConfig {
@@ -300,7 +301,7 @@ async fn the_loop_counts_failures_and_keeps_scraping() {
     let task = tokio::spawn(r.run(shutdown.clone()));
 
     // Wait (no timing assertion: only a generous bound) for failures, then recovery.
-    wait_for(|| h.kubelet.seen().len() >= 2).await;
+    wait_until("two scrapes", LIVENESS, || h.kubelet.seen().len() >= 2).await;
     let failing = health.failing_for(Duration::ZERO, std::time::Instant::now());
     assert_eq!(failing.len(), 1, "{failing:?}");
     assert!(
@@ -320,7 +321,7 @@ async fn the_loop_counts_failures_and_keeps_scraping() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(got > 0, "a scrape after the failures delivered metrics");
-    wait_for(|| {
+    wait_until("the health to recover", LIVENESS, || {
         health
             .failing_for(Duration::ZERO, std::time::Instant::now())
             .is_empty()
@@ -376,16 +377,6 @@ async fn unusable_configs_fail_at_build() {
         .err()
         .expect("missing certificate files");
     assert!(err.to_string().contains("/nonexistent/c.crt"), "{err}");
-}
-
-async fn wait_for(mut f: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not reached in 10 s");
 }
 
 fn counter(text: &str, series: &str) -> f64 {

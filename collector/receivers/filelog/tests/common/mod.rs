@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kotel_config::ComponentId;
 use kotel_config::receivers::filelog::FilelogConfig;
@@ -18,6 +18,8 @@ use kotel_filelog::FilelogReceiver;
 use kotel_pipeline::proto::common::v1::{AnyValue, KeyValue, any_value::Value};
 use kotel_pipeline::{ConsumeError, Consumer, Envelope, Payload, Refusal, Shutdown};
 use prometheus_client::registry::Registry;
+
+pub use kotel_testkit::wait_until;
 
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -133,7 +135,7 @@ impl Running {
 
     pub async fn wait_len(&self, n: usize) {
         let sink = self.sink.clone();
-        wait_for(&format!("{n} records"), || sink.len() >= n).await;
+        wait_until(&format!("{n} records"), DEADLINE, || sink.len() >= n).await;
         // Give a straggler (a duplicate) the chance to show up before the exact check.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -154,14 +156,6 @@ pub fn start(cfg: &FilelogConfig, storage: Option<PathBuf>, sink: Arc<Collect>) 
         registry,
         shutdown,
         task,
-    }
-}
-
-pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
