@@ -27,7 +27,7 @@ use kotel_pipeline::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use kotel_pipeline::proto::resource::v1::Resource;
 use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 use kotel_pipeline::{ExportLogsServiceRequest, ExportTraceServiceRequest, Payload, Shutdown};
-use kotelcol::exporters::otlp_grpc::{RawCodec, encode, path};
+use kotelcol::exporters::codec::{RawCodec, encode, path};
 
 #[derive(Parser)]
 struct Cli {

@@ -13,6 +13,7 @@
 //! - On shutdown the workers send what is queued; past the deadline, retries stop and what is
 //!   left is dropped and counted.
 
+pub mod codec;
 pub mod debug;
 pub mod otlp_grpc;
 pub mod otlp_http;
@@ -144,7 +145,7 @@ impl Outgoing {
         Self {
             signal: payload.signal(),
             items: payload.item_count() as u64,
-            body: otlp_grpc::encode(payload),
+            body: codec::encode(payload),
             acks: Acks::default(),
         }
     }
