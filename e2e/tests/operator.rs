@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Node, Pod, Service, ServiceAccount};
 use kotel_e2e::kotel::{
     self, AuditCursor, Install, Operator, OperatorOptions, TestNs, apply, collector, observe,
     otlp_config, wait_ready,
@@ -424,6 +424,105 @@ async fn invalid_config_is_reported_and_changes_nothing() -> Result<()> {
     );
     // Fixing the config recovers.
     replace_config(&env.client, &ns.name, name, otlp_config("1s")).await?;
+    wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+    op.check_running()?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// An upstream-style node agent (its own `varlogpods` hostPath, Service fields upstream passes
+/// through) applies unchanged and becomes Ready; a child the API server refuses for its content
+/// (a mount path twice) is `Stalled/RejectedByAPIServer` with the server's message, the running
+/// DaemonSet untouched, and an edit recovers.
+#[tokio::test]
+async fn upstream_manifest_applies_and_refused_children_stall() -> Result<()> {
+    let env = env().await?;
+    let mut op = operator(&env).await?;
+    let ns = TestNs::create(&env.client, "upstream").await?;
+    let name = "agent";
+    let mut config = otlp_config("1s");
+    kotel::deep_merge(
+        &mut config,
+        json!({"receivers": {"filelog": {"include": ["/var/log/pods/*/*/*.log"],
+                                          "operators": [{"type": "container"}]}},
+               "service": {"pipelines": {"logs": {"receivers": ["filelog"], "exporters": ["debug"]}}}}),
+    );
+    let spec = json!({
+        "volumes": [{"name": "varlogpods", "hostPath": {"path": "/var/log/pods"}}],
+        "volumeMounts": [{"name": "varlogpods", "mountPath": "/var/log/pods", "readOnly": true}],
+        "ipFamilyPolicy": "SingleStack",
+        "sessionAffinity": "ClientIP",
+    });
+    apply(&collector(name, &ns.name, config.clone(), spec.clone()))?;
+    let o = wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+    let ds = o.ds.clone().context("no DaemonSet")?;
+    let pod = ds
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.clone())
+        .context("no pod spec")?;
+    let mounts: Vec<(String, String)> = pod.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| (m.name.clone(), m.mount_path.clone()))
+        .collect();
+    println!("mounts: {mounts:?}");
+    ensure!(
+        mounts.iter().filter(|(_, p)| p == "/var/log/pods").count() == 1
+            && mounts.contains(&("varlogpods".into(), "/var/log/pods".into())),
+        "the user's /var/log/pods mount should be the only one there: {mounts:?}"
+    );
+    let svc: Service = Api::namespaced(env.client.clone(), &ns.name)
+        .get(&format!("{name}-collector"))
+        .await?;
+    let svc_spec = svc.spec.context("Service without spec")?;
+    ensure!(
+        svc_spec.session_affinity.as_deref() == Some("ClientIP")
+            && svc_spec.ip_family_policy.as_deref() == Some("SingleStack"),
+        "Service fields not passed through: {svc_spec:?}"
+    );
+
+    // A second mount at the same path: the API server refuses the DaemonSet.
+    let mut twice = spec.clone();
+    twice["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "scratch", "emptyDir": {}}));
+    twice["volumeMounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "scratch", "mountPath": "/var/log/pods"}));
+    kotel::patch_spec(&env.client, &ns.name, name, twice).await?;
+    let cond = wait_for(
+        "Stalled with RejectedByAPIServer",
+        Duration::from_secs(60),
+        || async {
+            let o = observe(&env.client, &ns.name, name).await?;
+            let ready = o.condition("Ready").cloned().unwrap_or_default();
+            let stalled = o.condition("Stalled").cloned().unwrap_or_default();
+            let ok = o.observed_current_generation()
+                && ready["reason"] == "RejectedByAPIServer"
+                && stalled["status"] == "True";
+            Ok(ok.then_some(ready))
+        },
+    )
+    .await?;
+    let message = cond["message"].as_str().unwrap_or_default();
+    println!("refused: {message}");
+    ensure!(
+        message.contains("/var/log/pods") && message.contains("keeps its last good config"),
+        "the message should carry the API server's words and say the collector still runs: {message}"
+    );
+    let now = observe(&env.client, &ns.name, name).await?;
+    ensure!(
+        now.ds.as_ref().and_then(|d| d.spec.as_ref()) == ds.spec.as_ref(),
+        "the DaemonSet changed after a refused spec"
+    );
+    ensure!(now.running_pods() == env.nodes, "pods were disturbed");
+
+    // The edit back recovers.
+    kotel::patch_spec(&env.client, &ns.name, name, spec).await?;
     wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
     op.check_running()?;
     ns.cleanup().await?;

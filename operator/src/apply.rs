@@ -31,6 +31,24 @@ pub struct ApplyError {
     pub source: kube::Error,
 }
 
+impl ApplyError {
+    /// The API server's message when it refused the object for what it contains (422 Invalid,
+    /// 413 too large, 400 from strict field validation): the resource must change, a retry
+    /// cannot help.
+    pub fn rejected_input(&self) -> Option<&str> {
+        match &self.source {
+            kube::Error::Api(s)
+                if s.code == 422
+                    || s.code == 413
+                    || (s.code == 400 && s.message.contains("unknown field")) =>
+            {
+                Some(&s.message)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// What an apply did.
 #[derive(Debug, Default)]
 pub struct Applied {

@@ -27,7 +27,7 @@ use crate::diagnose;
 use crate::metrics::Metrics;
 use crate::names::{self, LABEL_MANAGED_BY, MANAGER, Names};
 use crate::status::{self, Outcome};
-use crate::validate::{self, OperatorDefaults};
+use crate::validate::{self, InvalidReason, InvalidSpec, OperatorDefaults};
 
 /// Resync period of a healthy resource; changes to children wake the reconciler at once.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -170,7 +170,12 @@ async fn reconcile_inner(
         Err(invalid) => {
             warn!(collector = %key(cr), reason = %invalid.reason, message = %invalid.message, "invalid spec");
             ctx.metrics.error("invalid_spec");
-            write_status(cr, ctx, &Outcome::Invalid(&invalid)).await?;
+            let running = collector_exists(ctx, &ns, &names).await;
+            let outcome = Outcome::Invalid {
+                invalid: &invalid,
+                running,
+            };
+            write_status(cr, ctx, &outcome).await?;
             // Only an edit can fix bad input; the edit wakes us.
             return Ok(("invalid", Action::await_change()));
         }
@@ -183,6 +188,22 @@ async fn reconcile_inner(
     }
     let applied = match apply::apply(&ctx.client, &validated, &children).await {
         Ok(a) => a,
+        Err(e) if e.rejected_input().is_some() => {
+            let message = e.rejected_input().unwrap_or_default();
+            let invalid = InvalidSpec::new(
+                InvalidReason::RejectedByAPIServer,
+                format!("the API server refused {} {}: {message}", e.kind, e.name),
+            );
+            warn!(collector = %key(cr), error = %e, "the API server refused a child object");
+            ctx.metrics.error("rejected_by_api_server");
+            let running = collector_exists(ctx, &ns, &names).await;
+            let outcome = Outcome::Invalid {
+                invalid: &invalid,
+                running,
+            };
+            write_status(cr, ctx, &outcome).await?;
+            return Ok(("invalid", Action::await_change()));
+        }
         Err(e) => {
             let msg = e.to_string();
             if let Err(status_err) = write_status(cr, ctx, &Outcome::Failed(msg)).await {
@@ -227,6 +248,13 @@ async fn reconcile_inner(
     debug!(collector = %key(cr), writes = applied.writes, "reconciled");
     let next = if complete { RESYNC } else { ROLLOUT_POLL };
     Ok(("ok", Action::requeue(next)))
+}
+
+/// Whether a collector DaemonSet of an earlier spec exists (so a refused spec leaves it running);
+/// false when it cannot be read.
+async fn collector_exists(ctx: &Context, ns: &str, names: &Names) -> bool {
+    let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), ns);
+    matches!(api.get_opt(&names.collector()).await, Ok(Some(_)))
 }
 
 /// The collector's pods that are not ready and why; empty when they cannot be read (status then

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::DaemonSetUpdateStrategy;
 use k8s_openapi::api::core::v1::{
-    Affinity, EnvFromSource, EnvVar, HostAlias, Lifecycle, PodDNSConfig, PodSecurityContext,
-    ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
+    Affinity, Container, EnvFromSource, EnvVar, HostAlias, Lifecycle, PodDNSConfig,
+    PodSecurityContext, ResourceRequirements, SecurityContext, SessionAffinityConfig, Toleration,
+    TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -198,6 +199,72 @@ pub struct OpenTelemetryCollectorSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share_process_namespace: Option<bool>,
 
+    /// Use the host's user namespace (false: a user namespace of the pod's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_users: Option<bool>,
+
+    /// IP families of the collector's Services (`IPv4`, `IPv6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_families: Option<Vec<String>>,
+
+    /// IP family policy of the collector's Services (`SingleStack`, `PreferDualStack`,
+    /// `RequireDualStack`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_family_policy: Option<String>,
+
+    /// Session affinity of the collector's Services (`ClientIP`, `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_affinity: Option<String>,
+
+    /// Session affinity settings of the collector's Services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_affinity_config: Option<SessionAffinityConfig>,
+
+    /// Traffic distribution preference of the collector's Services (`PreferClose`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_distribution: Option<String>,
+
+    /// Containers run before the collector in each pod. Their schema is the API server's (it
+    /// refuses a bad one when the DaemonSet is applied; status then says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub init_containers: Option<Vec<Container>>,
+
+    /// Containers run beside the collector in each pod (checked like `initContainers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub additional_containers: Option<Vec<Container>>,
+
+    /// ConfigMaps mounted into the collector at `/var/conf/<mountpath>/configmap-<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configmaps: Option<Vec<ConfigMapMount>>,
+
+    /// Replaces the collector image's entrypoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+
+    /// How collector pods spread over topology domains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
+
+    /// Startup probe tuning; the probe asks the `health_check` extension, as the liveness probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_probe: Option<ProbeTuning>,
+
+    /// StatefulSet mode only; ignored in daemonset mode, as upstream ignores it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+
+    /// StatefulSet mode only; ignored in daemonset mode, as upstream ignores it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_management_policy: Option<String>,
+
+    /// StatefulSet mode only; ignored in daemonset mode, as upstream ignores it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_object")]
+    pub persistent_volume_claim_retention_policy: Option<serde_json::Value>,
+
     /// Annotations added to the collector pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_annotations: Option<BTreeMap<String, String>>,
@@ -253,6 +320,15 @@ pub struct OpenTelemetryCollectorSpec {
     pub unsupported: UnsupportedFields,
 }
 
+/// A ConfigMap mounted into the collector container (upstream's `configmaps[]`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct ConfigMapMount {
+    /// The ConfigMap's name.
+    pub name: String,
+    /// The directory under `/var/conf` it is mounted in.
+    pub mountpath: String,
+}
+
 /// Upstream spec fields that kotel accepts but does not implement.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -265,18 +341,6 @@ pub struct UnsupportedFields {
     pub ingress: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_route: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init_containers: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub additional_containers: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub configmaps: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub topology_spread_constraints: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub startup_probe: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_claim_templates: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -298,15 +362,6 @@ impl UnsupportedFields {
         check("autoscaler", &self.autoscaler);
         check("ingress", &self.ingress);
         check("httpRoute", &self.http_route);
-        check("initContainers", &self.init_containers);
-        check("additionalContainers", &self.additional_containers);
-        check("configmaps", &self.configmaps);
-        check("command", &self.command);
-        check(
-            "topologySpreadConstraints",
-            &self.topology_spread_constraints,
-        );
-        check("startupProbe", &self.startup_probe);
         check("volumeClaimTemplates", &self.volume_claim_templates);
         check("deploymentUpdateStrategy", &self.deployment_update_strategy);
         // Upstream turns the NetworkPolicy on by default; only an explicit `enabled: true` asks
@@ -502,6 +557,15 @@ pub struct ScaleStatus {
     pub status_replicas: Option<String>,
 }
 
+/// A list of Kubernetes objects whose schema the API server checks when the child is applied
+/// (embedding the Container schema twice would triple the CRD's size).
+fn preserve_list(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+    })
+}
+
 fn preserve_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "object",
@@ -590,18 +654,12 @@ pub fn crd() -> CustomResourceDefinition {
 
 /// JSON names of [`UnsupportedFields`], for the schema.
 const UNSUPPORTED_FIELD_NAMES: &[&str] = &[
-    "additionalContainers",
     "autoscaler",
-    "command",
-    "configmaps",
     "deploymentUpdateStrategy",
     "httpRoute",
     "ingress",
-    "initContainers",
     "networkPolicy",
-    "startupProbe",
     "targetAllocator",
-    "topologySpreadConstraints",
     "volumeClaimTemplates",
 ];
 

@@ -35,8 +35,11 @@ pub enum Outcome<'a> {
         /// Collector pods that are not ready, and why (empty when the rollout is complete).
         problems: &'a [PodProblem],
     },
-    /// Bad input; nothing was changed.
-    Invalid(&'a InvalidSpec),
+    /// Bad input; nothing was changed. `running`: a collector of an earlier spec still runs.
+    Invalid {
+        invalid: &'a InvalidSpec,
+        running: bool,
+    },
     /// A transient failure; it will be retried.
     Failed(String),
 }
@@ -139,12 +142,19 @@ pub fn desired_status(
                 }
             }
         }
-        Outcome::Invalid(e) => {
+        Outcome::Invalid {
+            invalid: e,
+            running,
+        } => {
             let reason = e.reason.as_str();
-            let msg = format!(
-                "{}; the running collector keeps its last good config",
-                e.message
-            );
+            let msg = if *running {
+                format!(
+                    "{}; the running collector keeps its last good config",
+                    e.message
+                )
+            } else {
+                format!("{}; nothing was rolled out", e.message)
+            };
             (
                 cond(READY, false, reason, &msg),
                 cond(RECONCILING, false, reason, &msg),
@@ -236,7 +246,11 @@ mod tests {
             message: "receivers.otlp: bad".into(),
         };
         let now = Time(k8s_openapi::jiff::Timestamp::from_second(1000).unwrap());
-        let s = desired_status(None, Some(4), &Outcome::Invalid(&e), now.clone());
+        let outcome = Outcome::Invalid {
+            invalid: &e,
+            running: true,
+        };
+        let s = desired_status(None, Some(4), &outcome, now.clone());
         let by = |t: &str| s.conditions.iter().find(|c| c.type_ == t).unwrap().clone();
         assert_eq!(by(READY).status, "False");
         assert_eq!(by(READY).reason, "InvalidConfig");
@@ -246,7 +260,21 @@ mod tests {
 
         // Same outcome later: identical status, transition times kept.
         let later = Time(k8s_openapi::jiff::Timestamp::from_second(2000).unwrap());
-        let again = desired_status(Some(&s), Some(4), &Outcome::Invalid(&e), later);
+        let again = desired_status(Some(&s), Some(4), &outcome, later);
         assert_eq!(again, s);
+        assert!(by(READY).message.ends_with("keeps its last good config"));
+
+        // Nothing ran yet: the message does not claim a last good config.
+        let first = Outcome::Invalid {
+            invalid: &e,
+            running: false,
+        };
+        let s = desired_status(None, Some(1), &first, now);
+        let ready = s.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert!(
+            ready.message.ends_with("nothing was rolled out"),
+            "{}",
+            ready.message
+        );
     }
 }

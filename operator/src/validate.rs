@@ -73,6 +73,9 @@ pub enum InvalidReason {
     UnsupportedField,
     InvalidField,
     InvalidName,
+    /// The API server refused a child object built from the resource (a duplicate mount path,
+    /// a ConfigMap over its size limit, a value it does not accept).
+    RejectedByAPIServer,
 }
 
 impl InvalidReason {
@@ -85,6 +88,7 @@ impl InvalidReason {
             Self::UnsupportedField => "UnsupportedField",
             Self::InvalidField => "InvalidField",
             Self::InvalidName => "InvalidName",
+            Self::RejectedByAPIServer => "RejectedByAPIServer",
         }
     }
 }
@@ -104,7 +108,7 @@ pub struct InvalidSpec {
 }
 
 impl InvalidSpec {
-    fn new(reason: InvalidReason, message: impl Into<String>) -> Self {
+    pub fn new(reason: InvalidReason, message: impl Into<String>) -> Self {
         Self {
             reason,
             message: message.into(),
@@ -192,16 +196,11 @@ pub fn validate(
     })
 }
 
-/// Volume names and mount paths the operator uses itself.
+/// The config volume and its mount path are the operator's. Host directories are not: a user's
+/// own volume for them is adopted (see the DaemonSet build).
 fn check_volumes(spec: &OpenTelemetryCollectorSpec) -> Result<(), InvalidSpec> {
-    const RESERVED: &[&str] = &[
-        CONFIG_VOLUME,
-        "varlogpods",
-        "varlogcontainers",
-        "varlibdockercontainers",
-    ];
     for v in spec.volumes.iter().flatten() {
-        if RESERVED.contains(&v.name.as_str()) || v.name.starts_with("checkpoints-") {
+        if v.name == CONFIG_VOLUME {
             return Err(InvalidSpec::new(
                 InvalidReason::InvalidField,
                 format!(
@@ -463,6 +462,11 @@ mod tests {
         let mut r = cr("daemonset", good_config());
         r.spec.volumes = Some(vec![k8s_openapi::api::core::v1::Volume {
             name: "varlogpods".into(),
+            ..Default::default()
+        }]);
+        validate(&r, &OperatorDefaults::default()).expect("a host log volume of the user's own");
+        r.spec.volumes = Some(vec![k8s_openapi::api::core::v1::Volume {
+            name: crate::names::CONFIG_VOLUME.into(),
             ..Default::default()
         }]);
         let e = validate(&r, &OperatorDefaults::default()).expect_err("invalid");

@@ -54,3 +54,91 @@ fn crd_has_the_upstream_shape() {
         Some(".status.scale.selector")
     );
 }
+
+/// Every field of upstream's v1beta1 `spec` (the common fields shared with its other CRDs, and
+/// the collector's own), as its CRD names them: a manifest written for upstream never fails
+/// kubectl's or the API server's strict field validation for a field kotel's schema lacks.
+const UPSTREAM_V1BETA1_SPEC: &[&str] = &[
+    // Common.
+    "managementState",
+    "args",
+    "replicas",
+    "serviceAccount",
+    "ports",
+    "volumes",
+    "volumeMounts",
+    "ipFamilyPolicy",
+    "sessionAffinity",
+    "sessionAffinityConfig",
+    "resources",
+    "nodeSelector",
+    "podDisruptionBudget",
+    "securityContext",
+    "podSecurityContext",
+    "podAnnotations",
+    "image",
+    "imagePullPolicy",
+    "env",
+    "envFrom",
+    "tolerations",
+    "affinity",
+    "lifecycle",
+    "terminationGracePeriodSeconds",
+    "topologySpreadConstraints",
+    "hostNetwork",
+    "dnsPolicy",
+    "hostPID",
+    "shareProcessNamespace",
+    "priorityClassName",
+    "initContainers",
+    "additionalContainers",
+    "podDnsConfig",
+    "ipFamilies",
+    "trafficDistribution",
+    "hostUsers",
+    "hostAliases",
+    // StatefulSet mode.
+    "volumeClaimTemplates",
+    "persistentVolumeClaimRetentionPolicy",
+    "serviceName",
+    "podManagementPolicy",
+    // The collector's own.
+    "mode",
+    "upgradeStrategy",
+    "config",
+    "configVersions",
+    "daemonSetUpdateStrategy",
+    "deploymentUpdateStrategy",
+    "autoscaler",
+    "targetAllocator",
+    "ingress",
+    "httpRoute",
+    "networkPolicy",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "observability",
+    "configmaps",
+    "command",
+];
+
+#[test]
+fn every_upstream_v1beta1_spec_field_is_in_the_schema() {
+    let crd = kotel_operator::crd::crd();
+    let spec = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| s.properties.as_ref())
+        .and_then(|p| p.get("spec"))
+        .and_then(|s| s.properties.as_ref())
+        .expect("spec properties");
+    let missing: Vec<_> = UPSTREAM_V1BETA1_SPEC
+        .iter()
+        .filter(|f| !spec.contains_key(**f))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "upstream spec fields missing from the CRD: {missing:?}"
+    );
+}

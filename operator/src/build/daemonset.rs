@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::namespaced_meta;
 use super::service::service_ports;
 use crate::crd::ProbeTuning;
+use crate::facts::HostMount;
 use crate::names::{CONFIG_DIR, CONFIG_HASH_ANNOTATION, CONFIG_KEY, CONFIG_VOLUME, CONTAINER};
 use crate::validate::Validated;
 
@@ -71,7 +72,11 @@ fn pod_spec(v: &Validated) -> PodSpec {
     let host_network = s.host_network.unwrap_or(false);
     PodSpec {
         service_account_name: Some(v.service_account.clone()),
-        containers: vec![container(v)],
+        init_containers: s.init_containers.clone(),
+        containers: std::iter::once(container(v))
+            .chain(s.additional_containers.iter().flatten().cloned())
+            .collect(),
+        topology_spread_constraints: s.topology_spread_constraints.clone(),
         volumes: Some(volumes(v)),
         security_context: Some(
             s.pod_security_context
@@ -92,6 +97,7 @@ fn pod_spec(v: &Validated) -> PodSpec {
         host_pid: s.host_pid,
         host_aliases: s.host_aliases.clone(),
         share_process_namespace: s.share_process_namespace,
+        host_users: s.host_users,
         termination_grace_period_seconds: s.termination_grace_period_seconds,
         ..Default::default()
     }
@@ -133,6 +139,7 @@ fn container(v: &Validated) -> Container {
         name: CONTAINER.to_string(),
         image: Some(v.image.clone()),
         image_pull_policy: s.image_pull_policy.clone(),
+        command: s.command.clone(),
         args: Some(args(v)),
         env: Some(env(v)),
         env_from: s.env_from.clone(),
@@ -146,6 +153,10 @@ fn container(v: &Validated) -> Container {
         ),
         lifecycle: s.lifecycle.clone(),
         liveness_probe: probe(v, s.liveness_probe.as_ref(), Some(LIVENESS_QUERY)),
+        startup_probe: s
+            .startup_probe
+            .as_ref()
+            .and_then(|t| probe(v, Some(t), Some(LIVENESS_QUERY))),
         readiness_probe: probe(v, s.readiness_probe.as_ref(), None),
         // A crash loop's last log lines land in the pod status, which ours names.
         termination_message_policy: Some("FallbackToLogsOnError".into()),
@@ -234,6 +245,40 @@ fn container_ports(v: &Validated) -> Vec<ContainerPort> {
     out
 }
 
+/// The host directories the config needs that the resource does not mount itself. Manifests
+/// written for the upstream operator declare their own (`varlogpods` at `/var/log/pods`, a
+/// `/var/log` mount, a hostPath for file_storage): a user mount at the path, or at a directory
+/// above it, is adopted as it is, never doubled (the API server refuses a duplicate mountPath).
+/// An operator volume whose name the user took for something else gets a `kotel-` prefix.
+fn host_mounts(v: &Validated) -> Vec<HostMount> {
+    let user_mounts: Vec<&str> = v
+        .spec
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| m.mount_path.trim_end_matches('/'))
+        .collect();
+    let covered = |path: &str| {
+        let path = path.trim_end_matches('/');
+        user_mounts.iter().any(|m| {
+            path == *m || m.is_empty() || path.strip_prefix(*m).is_some_and(|r| r.starts_with('/'))
+        })
+    };
+    let taken = |name: &str| v.spec.volumes.iter().flatten().any(|u| u.name == name);
+    v.facts
+        .host_mounts
+        .iter()
+        .filter(|m| !covered(&m.path))
+        .map(|m| {
+            let mut m = m.clone();
+            if taken(&m.name) {
+                m.name = format!("kotel-{}", m.name);
+            }
+            m
+        })
+        .collect()
+}
+
 fn volumes(v: &Validated) -> Vec<Volume> {
     let mut out = vec![Volume {
         name: CONFIG_VOLUME.to_string(),
@@ -248,7 +293,7 @@ fn volumes(v: &Validated) -> Vec<Volume> {
         }),
         ..Default::default()
     }];
-    for m in &v.facts.host_mounts {
+    for m in host_mounts(v) {
         out.push(Volume {
             name: m.name.clone(),
             host_path: Some(HostPathVolumeSource {
@@ -258,8 +303,23 @@ fn volumes(v: &Validated) -> Vec<Volume> {
             ..Default::default()
         });
     }
+    for c in v.spec.configmaps.iter().flatten() {
+        out.push(Volume {
+            name: configmap_volume(&c.name),
+            config_map: Some(ConfigMapVolumeSource {
+                name: c.name.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     out.extend(v.spec.volumes.iter().flatten().cloned());
     out
+}
+
+/// Upstream's volume name of a `configmaps[]` entry.
+fn configmap_volume(name: &str) -> String {
+    format!("configmap-{name}")
 }
 
 fn volume_mounts(v: &Validated) -> Vec<VolumeMount> {
@@ -269,11 +329,26 @@ fn volume_mounts(v: &Validated) -> Vec<VolumeMount> {
         read_only: Some(true),
         ..Default::default()
     }];
-    for m in &v.facts.host_mounts {
+    for m in host_mounts(v) {
         out.push(VolumeMount {
             name: m.name.clone(),
             mount_path: m.path.clone(),
             read_only: Some(m.read_only),
+            ..Default::default()
+        });
+    }
+    for c in v.spec.configmaps.iter().flatten() {
+        out.push(VolumeMount {
+            name: configmap_volume(&c.name),
+            mount_path: [
+                "/var/conf",
+                c.mountpath.trim_matches('/'),
+                &configmap_volume(&c.name),
+            ]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("/"),
             ..Default::default()
         });
     }

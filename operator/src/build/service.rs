@@ -6,6 +6,20 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::namespaced_meta;
 use crate::validate::Validated;
 
+/// The Service fields the resource sets for every collector Service (IP families, session
+/// affinity, traffic distribution), as upstream passes them through.
+fn addressing(v: &Validated) -> ServiceSpec {
+    let s = &v.spec;
+    ServiceSpec {
+        ip_families: s.ip_families.clone(),
+        ip_family_policy: s.ip_family_policy.clone(),
+        session_affinity: s.session_affinity.clone(),
+        session_affinity_config: s.session_affinity_config.clone(),
+        traffic_distribution: s.traffic_distribution.clone(),
+        ..Default::default()
+    }
+}
+
 /// Receiver ports: `spec.ports` first, then ports inferred from the receivers. An inferred port
 /// whose number is taken is dropped; one whose name is taken is renamed `port-<n>` (upstream).
 pub fn service_ports(v: &Validated) -> Vec<ServicePort> {
@@ -59,7 +73,7 @@ pub fn collector_service(v: &Validated) -> Option<Service> {
             ports: Some(ports),
             selector: Some(v.names.selector_labels()),
             type_: Some("ClusterIP".to_string()),
-            ..Default::default()
+            ..addressing(v)
         }),
         ..Default::default()
     })
@@ -80,7 +94,7 @@ pub fn monitoring_service(v: &Validated) -> Option<Service> {
             }]),
             selector: Some(v.names.selector_labels()),
             type_: Some("ClusterIP".to_string()),
-            ..Default::default()
+            ..addressing(v)
         }),
         ..Default::default()
     })
