@@ -33,14 +33,17 @@ pub struct ApplyError {
 
 impl ApplyError {
     /// The API server's message when it refused the object for what it contains (422 Invalid,
-    /// 413 too large, 400 from strict field validation): the resource must change, a retry
-    /// cannot help.
+    /// 413 too large, 400 from strict field validation, and the 500 server-side apply answers
+    /// for a list with a key twice, such as two mounts at one path): the resource must change,
+    /// a retry cannot help.
     pub fn rejected_input(&self) -> Option<&str> {
         match &self.source {
             kube::Error::Api(s)
                 if s.code == 422
                     || s.code == 413
-                    || (s.code == 400 && s.message.contains("unknown field")) =>
+                    || (s.code == 400 && s.message.contains("unknown field"))
+                    || (s.code == 500
+                        && s.message.contains("failed to create typed patch object")) =>
             {
                 Some(&s.message)
             }
@@ -321,6 +324,49 @@ pub async fn remove_cluster_children(client: &Client, names: &Names) -> Result<(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn api_error(code: u16, message: &str) -> ApplyError {
+        let status: kube::core::Status = serde_json::from_value(json!({
+            "status": "Failure", "code": code, "message": message, "reason": "",
+        }))
+        .unwrap();
+        ApplyError {
+            verb: "apply",
+            kind: "DaemonSet",
+            name: "agent-collector".into(),
+            source: kube::Error::Api(Box::new(status)),
+        }
+    }
+
+    #[test]
+    fn refusals_for_the_content_are_the_users_to_fix() {
+        let twice = "failed to create typed patch object (ns/agent-collector; apps/v1, Kind=DaemonSet): .spec.template.spec.containers[name=\"otc-container\"].volumeMounts: duplicate entries for key [mountPath=\"/var/log/pods\"]";
+        for (code, message) in [
+            (
+                422,
+                "DaemonSet.apps \"x\" is invalid: spec.template.spec.containers[1].image: Required value",
+            ),
+            (413, "request entity too large"),
+            (500, twice),
+        ] {
+            assert_eq!(
+                api_error(code, message).rejected_input(),
+                Some(message),
+                "{code}"
+            );
+        }
+        for (code, message) in [
+            (500, "etcdserver: request timed out"),
+            (409, "conflict"),
+            (503, "unavailable"),
+        ] {
+            assert_eq!(
+                api_error(code, message).rejected_input(),
+                None,
+                "{code} {message}"
+            );
+        }
+    }
 
     #[test]
     fn subset_ignores_server_added_fields() {

@@ -254,6 +254,7 @@ impl Poller {
 
     pub async fn run(mut self, shutdown: Shutdown) {
         self.load_checkpoints();
+        self.follow_rotated();
         if let Some(store) = self.store.take() {
             let errors = self.metrics.checkpoint_errors.clone();
             let id = self.id.clone();
@@ -335,6 +336,43 @@ impl Poller {
                     moved_to = %moved_to.display(),
                     "checkpoint is corrupt; set aside, files start per start_at"
                 );
+            }
+        }
+    }
+
+    /// Checkpointed files that are no longer at their path because the kubelet rotated them
+    /// while no collector ran (`0.log` → `0.log.<time>`): found again by fingerprint among
+    /// their rotated siblings and kept open, so the unread tail is read like that of any file
+    /// renamed away (and the file that took the path continues its partial lines).
+    fn follow_rotated(&mut self) {
+        let n = self.s.fingerprint_size;
+        for t in self.tracked.iter_mut().filter(|t| t.file.is_none()) {
+            let same = |file: &File| Fingerprint::read(file, n).is_ok_and(|fp| fp.continues(&t.fp));
+            if File::open(&t.path).is_ok_and(|f| same(&f)) {
+                continue; // still there: found by the first poll
+            }
+            let (Some(dir), Some(name)) = (t.path.parent(), t.path.file_name()) else {
+                continue;
+            };
+            let prefix = format!("{}.", name.to_string_lossy());
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let fname = e.file_name().to_string_lossy().into_owned();
+                if !fname.starts_with(&prefix) || fname.ends_with(".gz") {
+                    continue;
+                }
+                let Ok(file) = File::open(e.path()) else {
+                    continue;
+                };
+                let Ok(meta) = file.metadata() else { continue };
+                if meta.len() >= t.offset && same(&file) {
+                    tracing::info!(receiver = %self.id, path = %t.path.display(), rotated = %e.path().display(), "reading the unread tail of a file rotated while stopped");
+                    t.dev_ino = (meta.dev(), meta.ino());
+                    t.file = Some(file);
+                    break;
+                }
             }
         }
     }

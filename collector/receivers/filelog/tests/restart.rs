@@ -286,3 +286,39 @@ fn a_corrupt_checkpoint_is_reset_not_fatal() {
     assert!(s.state.join("filelog-checkpoints.json.corrupt").exists());
     assert_exactly_once(&out_lines(&s), &w.want);
 }
+
+/// The kubelet rotated the files while the receiver was stopped (a collector rollout): the lines
+/// after the checkpoint are only in the rotated file, which no `*.log` glob matches. They are
+/// read from it, once, and the new file from its start.
+#[test]
+fn a_rotation_while_stopped_loses_nothing() {
+    let s = setup("beginning");
+    let mut w = Writer {
+        n: 0,
+        want: Vec::new(),
+    };
+    w.write(&s, 2, 50);
+    let child = spawn(&s, true);
+    wait_lines(&s, w.want.len());
+    wait_checkpointed(&s);
+    stop(child);
+    // While stopped: more lines, then the rotation, then the new file's first lines.
+    w.write(&s, 2, 30);
+    for p in 0..2 {
+        let d = pod_dir(
+            &s.root,
+            "ns",
+            &format!("pod-{p}"),
+            &format!("{p:04x}"),
+            "app",
+        );
+        fs::rename(d.join("0.log"), d.join("0.log.20240101-000000")).unwrap();
+    }
+    w.write(&s, 2, 20);
+    let child = spawn(&s, true);
+    wait_lines(&s, w.want.len());
+    // Nothing more comes (no line read twice from the renamed file).
+    std::thread::sleep(Duration::from_millis(500));
+    stop(child);
+    assert_exactly_once(&out_lines(&s), &w.want);
+}
