@@ -10,7 +10,7 @@ use kotel_pipeline::proto::common::v1::{AnyValue, KeyValue, KeyValueList, any_va
 use kotel_pipeline::proto::logs::v1::LogRecord;
 
 use crate::entry::{Entry, Field, FieldError, as_text, from_json, kv, string_value};
-use crate::parsers::container::{self, Format, Line, Recombine, Stream};
+use crate::parsers::container::{self, ChunkAt, Format, Line, Recombine, Stream};
 use crate::timefmt::Layout;
 
 #[derive(Debug, thiserror::Error)]
@@ -254,16 +254,14 @@ pub struct FileCtx {
     pub recombine: Recombine,
     /// Observed time stamped on records made now.
     pub observed: u64,
-    /// Time of the last partial chunk seen per stream, for a forced flush.
-    pending_time: [u64; 2],
 }
 
 /// Partial lines a file left unfinished when it was rotated away: the runtime reopened its log
 /// between the chunks of one line, so the final chunks are in the file that took its path.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Unfinished {
-    /// Per stream: the chunks so far and the time of the last one.
-    slots: [Option<(Vec<u8>, u64)>; 2],
+    /// Per stream: the chunks so far, with the first one's time and whether they are CRI's.
+    slots: [Option<(Vec<u8>, u64, bool)>; 2],
 }
 
 impl FileCtx {
@@ -271,7 +269,7 @@ impl FileCtx {
     pub fn take_unfinished(&mut self) -> Option<Unfinished> {
         let mut u = Unfinished::default();
         for (stream, p) in self.recombine.take_all() {
-            u.slots[stream.index()] = Some((p.message, self.pending_time[stream.index()]));
+            u.slots[stream.index()] = Some((p.message, p.time_unix_nano, p.tagged));
         }
         u.slots.iter().any(Option::is_some).then_some(u)
     }
@@ -279,9 +277,13 @@ impl FileCtx {
     /// Continues `u`'s lines with this file's chunks, read from its start.
     pub fn inherit(&mut self, u: &Unfinished) {
         for stream in [Stream::Stdout, Stream::Stderr] {
-            if let Some((message, time)) = &u.slots[stream.index()] {
-                self.recombine.seed(stream, message.clone(), 0);
-                self.pending_time[stream.index()] = *time;
+            if let Some((message, time_unix_nano, tagged)) = &u.slots[stream.index()] {
+                let at = ChunkAt {
+                    offset: 0,
+                    time_unix_nano: *time_unix_nano,
+                    tagged: *tagged,
+                };
+                self.recombine.seed(stream, message.clone(), at);
             }
         }
     }
@@ -588,19 +590,44 @@ impl Chain {
         stats: &mut ChainStats,
     ) {
         let stream = line.stream;
-        let message = if line.is_partial() {
-            ctx.pending_time[stream.index()] = line.time_unix_nano;
+        // A line joined from chunks is upstream's recombined record: the first chunk's time
+        // and tag (`P` for CRI). Chunks are joined per stream and keep their spaces (upstream
+        // joins across streams and trims each chunk, which garbles interleaved or split words).
+        let line = if line.is_partial() {
+            let at = ChunkAt {
+                offset,
+                time_unix_nano: line.time_unix_nano,
+                tagged: line.logtag.is_some(),
+            };
             match ctx
                 .recombine
-                .push_partial(stream, &line.message, offset, op.cap)
+                .push_partial(stream, &line.message, at, op.cap)
             {
-                Some(full) => Cow::Owned(full),
+                Some(full) => Line {
+                    time_unix_nano: full.time_unix_nano,
+                    message: Cow::Owned(full.message),
+                    ..line
+                },
                 None => return,
             }
         } else {
-            ctx.recombine.finish(stream, line.message)
+            // A final CRI chunk loses its trailing whitespace, as upstream's tokenizer trims
+            // every line (Docker's `log` keeps its newline).
+            let last = if line.logtag.is_some() && !self.preserve_trailing {
+                trim_end(line.message)
+            } else {
+                line.message
+            };
+            match ctx.recombine.finish(stream, last) {
+                (message, None) => Line { message, ..line },
+                (message, Some(first)) => Line {
+                    time_unix_nano: first,
+                    logtag: line.logtag.map(|_| "P"),
+                    message,
+                    ..line
+                },
+            }
         };
-        let line = Line { message, ..line };
         self.container_record(op, line, base, offset, next, ctx, out, stats);
     }
 
@@ -671,6 +698,7 @@ impl Chain {
                                     stream: l.stream,
                                     logtag: None,
                                     message: Cow::Owned(l.message.into_owned()),
+                                    partial: l.partial,
                                 })
                                 .map_err(|e| e.to_string())
                                 .map(|l| (l, crio_tag(t)))
@@ -747,10 +775,11 @@ impl Chain {
                 return;
             };
             let line = Line {
-                time_unix_nano: ctx.pending_time[stream.index()],
+                time_unix_nano: p.time_unix_nano,
                 stream,
-                logtag: Some("P"),
+                logtag: p.tagged.then_some("P"),
                 message: Cow::Owned(p.message),
+                partial: false,
             };
             let next = self
                 .ops
@@ -759,6 +788,18 @@ impl Chain {
                 .map_or(0, |i| i + 1);
             // As it is: through `container_line` it would be taken as a partial chunk again.
             self.container_record(op, line, None, p.start_offset, next, ctx, out, stats);
+        }
+    }
+}
+
+/// `m` without trailing whitespace.
+fn trim_end(m: Cow<'_, [u8]>) -> Cow<'_, [u8]> {
+    match m {
+        Cow::Borrowed(b) => Cow::Borrowed(b.trim_ascii_end()),
+        Cow::Owned(mut v) => {
+            let keep = v.trim_ascii_end().len();
+            v.truncate(keep);
+            Cow::Owned(v)
         }
     }
 }

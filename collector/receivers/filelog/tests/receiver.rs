@@ -93,15 +93,16 @@ async fn cri_and_docker_formats_with_partials_and_metadata() {
             "GET /x 404",
             "a long error message",
             "crio line",
-            "docker \"quoted\"",
-            "oops"
-        ]
+            "docker \"quoted\"\n",
+            "oops\n"
+        ],
+        "Docker's newline kept, as upstream"
     );
     let by = |b: &str| recs.iter().find(|r| r.body == b).unwrap().clone();
     let r = by("a long error message");
-    assert_eq!(r.time, T0 + 5);
+    assert_eq!(r.time, T0 + 2);
     assert_eq!(r.attrs["log.iostream"], "stderr");
-    assert_eq!(r.attrs["logtag"], "F");
+    assert_eq!(r.attrs["logtag"], "P");
     assert_eq!(
         r.attrs["log.file.path"],
         containerd.join("0.log").display().to_string()
@@ -118,7 +119,7 @@ async fn cri_and_docker_formats_with_partials_and_metadata() {
     let r = by("crio line");
     assert_eq!(r.time, 1_713_013_177_505_201_169);
     assert_eq!(r.resource["k8s.container.restart_count"], "2");
-    let r = by("oops");
+    let r = by("oops\n");
     assert_eq!(r.time, T0 + 10);
     assert_eq!(r.attrs["log.iostream"], "stderr");
     assert!(!r.attrs.contains_key("logtag"));
@@ -247,8 +248,9 @@ async fn a_line_split_by_rotation_arrives_whole() {
         ]
     );
     let whole = &recs[2];
-    assert_eq!(whole.time, T0 + 5);
-    assert_eq!(whole.attrs["logtag"], "F");
+    // Upstream's recombined record: the first chunk's time and tag.
+    assert_eq!(whole.time, T0 + 2);
+    assert_eq!(whole.attrs["logtag"], "P");
     assert_eq!(whole.attrs["log.file.path"], log.display().to_string());
 }
 
@@ -516,7 +518,7 @@ async fn a_partial_cri_line_left_open_is_flushed_as_it_is() {
     let recs = sink.records();
     assert_eq!(sink.bodies(), ["whole", "left open", "late end"]);
     assert_eq!(recs[1].attrs["logtag"], "P");
-    assert_eq!(recs[1].time, T0 + 2);
+    assert_eq!(recs[1].time, T0 + 1, "the first chunk's time");
     assert_eq!(recs[2].attrs["logtag"], "F");
 }
 

@@ -65,7 +65,7 @@ fn helm_preset_container_parser() {
         &chain,
         POD,
         &[
-            "2024-01-01T00:00:00.000000001Z stdout F hello",
+            "2024-01-01T00:00:00.000000001Z stdout F hello  ",
             "2024-01-01T00:00:00.000000002Z stderr P part one ",
             "2024-01-01T00:00:00.000000003Z stdout F interleaved",
             "2024-01-01T00:00:00.000000004Z stderr F and two",
@@ -82,13 +82,18 @@ fn helm_preset_container_parser() {
             "interleaved",
             "part one and two",
             "not a container line",
-            "docker says hi"
-        ]
+            "docker says hi\n"
+        ],
+        "as upstream: an F line without its trailing spaces, Docker's newline kept; \
+         chunks joined per stream with their spaces (upstream differs, see the README)"
     );
     assert_eq!(out[0].record.time_unix_nano, 1_704_067_200_000_000_001);
     assert_eq!(attr(&out[0], "log.iostream"), Some("stdout"));
+    assert_eq!(attr(&out[0], "logtag"), Some("F"));
     assert_eq!(attr(&out[2], "log.iostream"), Some("stderr"));
-    assert_eq!(attr(&out[2], "logtag"), Some("F"));
+    // A joined line is upstream's recombined record: the first chunk's tag and time.
+    assert_eq!(attr(&out[2], "logtag"), Some("P"));
+    assert_eq!(out[2].record.time_unix_nano, 1_704_067_200_000_000_002);
     assert_eq!(attr(&out[0], "log.file.path"), Some(POD));
     assert_eq!(attr(&out[0], "log.file.name"), None);
     assert_eq!(res(&out[0], "k8s.namespace.name"), Some("default"));
@@ -102,7 +107,7 @@ fn helm_preset_container_parser() {
     assert_eq!(stats.parse_errors, 1);
     // The pending partial needs the file from its line on.
     let last_start: u64 = [
-        "2024-01-01T00:00:00.000000001Z stdout F hello",
+        "2024-01-01T00:00:00.000000001Z stdout F hello  ",
         "2024-01-01T00:00:00.000000002Z stderr P part one ",
         "2024-01-01T00:00:00.000000003Z stdout F interleaved",
         "2024-01-01T00:00:00.000000004Z stderr F and two",

@@ -78,12 +78,14 @@ pub struct Line<'a> {
     /// CRI `logtag` (`F`, `P`, possibly with more `:`-separated tags); `None` for Docker.
     pub logtag: Option<&'a str>,
     pub message: Cow<'a, [u8]>,
+    /// More of the same line follows: a CRI `P` chunk, or a Docker entry without its newline
+    /// (Docker splits lines over 16 KiB the same way).
+    pub partial: bool,
 }
 
 impl Line<'_> {
-    /// A CRI partial chunk: more of the same line follows.
     pub fn is_partial(&self) -> bool {
-        self.logtag.is_some_and(|t| t.starts_with('P'))
+        self.partial
     }
 }
 
@@ -130,6 +132,7 @@ fn parse_cri(f: Format, line: &[u8]) -> Result<Line<'_>, LineError> {
         stream,
         logtag: Some(logtag),
         message: Cow::Borrowed(message),
+        partial: logtag.starts_with('P'),
     })
 }
 
@@ -138,21 +141,19 @@ fn parse_docker(line: &[u8]) -> Result<Line<'_>, LineError> {
     let d: DockerLine<'_> = serde_json::from_slice(line).map_err(|_| bad("invalid JSON"))?;
     let time_unix_nano = parse_rfc3339_nanos(d.time.as_bytes()).ok_or(bad("bad time"))?;
     let stream = Stream::parse(d.stream.as_bytes()).ok_or(bad("bad stream"))?;
-    // The message is the line the container wrote, without the newline Docker keeps.
+    // As upstream, the message keeps the newline Docker writes; one without it is a chunk of a
+    // longer line.
+    let partial = !d.log.ends_with('\n');
     let message = match d.log {
-        Cow::Borrowed(s) => Cow::Borrowed(s.strip_suffix('\n').unwrap_or(s).as_bytes()),
-        Cow::Owned(mut s) => {
-            if s.ends_with('\n') {
-                s.pop();
-            }
-            Cow::Owned(s.into_bytes())
-        }
+        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
     };
     Ok(Line {
         time_unix_nano,
         stream,
         logtag: None,
         message,
+        partial,
     })
 }
 
@@ -192,36 +193,56 @@ pub struct Pending {
     pub message: Vec<u8>,
     /// File offset of the first chunk's line: nothing before it is safe to checkpoint.
     pub start_offset: u64,
+    /// The first chunk's time: the joined record's (as upstream's recombine keeps the first
+    /// entry).
+    pub time_unix_nano: u64,
+    /// CRI chunks carry a log tag (`P`); Docker's none.
+    pub tagged: bool,
+}
+
+/// Where a partial chunk was read: its line's file offset, its time, whether it is CRI.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkAt {
+    pub offset: u64,
+    pub time_unix_nano: u64,
+    pub tagged: bool,
 }
 
 impl Recombine {
-    /// Adds a partial chunk; returns the combined message when it reached `cap` bytes.
+    /// Adds a partial chunk; returns the combined line when it reached `cap` bytes.
     pub fn push_partial(
         &mut self,
         stream: Stream,
         chunk: &[u8],
-        offset: u64,
+        at: ChunkAt,
         cap: usize,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Pending> {
         let slot = &mut self.slots[stream.index()];
         let p = slot.get_or_insert_with(|| Pending {
             message: Vec::new(),
-            start_offset: offset,
+            start_offset: at.offset,
+            time_unix_nano: at.time_unix_nano,
+            tagged: at.tagged,
         });
         p.message.extend_from_slice(chunk);
         if cap > 0 && p.message.len() >= cap {
-            return slot.take().map(|p| p.message);
+            return slot.take();
         }
         None
     }
 
-    /// Completes a line with its final chunk: the whole message.
-    pub fn finish<'a>(&mut self, stream: Stream, last: Cow<'a, [u8]>) -> Cow<'a, [u8]> {
+    /// Completes a line with its final chunk: the whole message, and the first chunk's time
+    /// when there were earlier chunks.
+    pub fn finish<'a>(
+        &mut self,
+        stream: Stream,
+        last: Cow<'a, [u8]>,
+    ) -> (Cow<'a, [u8]>, Option<u64>) {
         match self.slots[stream.index()].take() {
-            None => last,
+            None => (last, None),
             Some(mut p) => {
                 p.message.extend_from_slice(&last);
-                Cow::Owned(p.message)
+                (Cow::Owned(p.message), Some(p.time_unix_nano))
             }
         }
     }
@@ -239,10 +260,12 @@ impl Recombine {
 
     /// Starts `stream`'s pending line with `message` (chunks an earlier file left unfinished),
     /// needing this file from `start_offset` on.
-    pub fn seed(&mut self, stream: Stream, message: Vec<u8>, start_offset: u64) {
+    pub fn seed(&mut self, stream: Stream, message: Vec<u8>, at: ChunkAt) {
         self.slots[stream.index()] = Some(Pending {
             message,
-            start_offset,
+            start_offset: at.offset,
+            time_unix_nano: at.time_unix_nano,
+            tagged: at.tagged,
         });
     }
 
@@ -285,9 +308,19 @@ mod tests {
             br#"{"log":"INFO: \"quoted\"\n","stream":"stderr","time":"2024-03-30T08:31:20.545192187Z"}"#,
         )
         .unwrap();
-        assert_eq!(&*l.message, br#"INFO: "quoted""#);
+        assert_eq!(
+            &*l.message, b"INFO: \"quoted\"\n",
+            "the newline is kept, as upstream"
+        );
         assert_eq!(l.stream, Stream::Stderr);
         assert_eq!(l.logtag, None);
+        assert!(!l.is_partial());
+        let chunk = parse_line(
+            None,
+            br#"{"log":"first 16 KiB","stream":"stdout","time":"2024-03-30T08:31:20Z"}"#,
+        )
+        .unwrap();
+        assert!(chunk.is_partial(), "no newline: more of the line follows");
     }
 
     #[test]
@@ -345,15 +378,33 @@ mod tests {
     #[test]
     fn recombine_per_stream_with_cap() {
         let mut r = Recombine::default();
-        assert_eq!(r.push_partial(Stream::Stdout, b"ab", 10, 0), None);
-        assert_eq!(r.push_partial(Stream::Stderr, b"x", 20, 0), None);
-        assert_eq!(r.pending_start(), Some(10));
-        assert_eq!(&*r.finish(Stream::Stdout, Cow::Borrowed(b"c")), b"abc");
-        assert_eq!(r.pending_start(), Some(20));
-        assert_eq!(
-            r.push_partial(Stream::Stderr, b"yz", 30, 3),
-            Some(b"xyz".to_vec())
+        let at = |offset, time_unix_nano| ChunkAt {
+            offset,
+            time_unix_nano,
+            tagged: true,
+        };
+        assert!(
+            r.push_partial(Stream::Stdout, b"ab", at(10, 100), 0)
+                .is_none()
         );
+        assert!(
+            r.push_partial(Stream::Stdout, b"b", at(12, 101), 0)
+                .is_none()
+        );
+        assert!(
+            r.push_partial(Stream::Stderr, b"x", at(20, 200), 0)
+                .is_none()
+        );
+        assert_eq!(r.pending_start(), Some(10));
+        let (msg, first) = r.finish(Stream::Stdout, Cow::Borrowed(b"c"));
+        assert_eq!((&*msg, first), (&b"abbc"[..], Some(100)));
+        assert_eq!(r.pending_start(), Some(20));
+        let full = r
+            .push_partial(Stream::Stderr, b"yz", at(30, 300), 3)
+            .unwrap();
+        assert_eq!((full.message, full.time_unix_nano), (b"xyz".to_vec(), 200));
         assert_eq!(r.pending_start(), None);
+        let (msg, first) = r.finish(Stream::Stdout, Cow::Borrowed(b"alone"));
+        assert_eq!((&*msg, first), (&b"alone"[..], None));
     }
 }
