@@ -1,4 +1,5 @@
-//! Go-style durations (`200ms`, `1m30s`, `1.5h`), as the upstream collector writes them.
+//! Go-style durations (`200ms`, `1m30s`, `1.5h`), as the upstream collector writes them; a bare
+//! integer is nanoseconds, as upstream's config decoding reads one into a Go `time.Duration`.
 
 use std::time::Duration;
 
@@ -42,16 +43,36 @@ pub fn parse(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(total).map_err(|e| format!("duration {s:?}: {e}"))
 }
 
-/// serde adapter for `Duration` fields written as Go duration strings.
+/// A duration as written: a Go duration string, or an integer of nanoseconds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Written {
+    Text(String),
+    Nanos(u64),
+}
+
+impl Written {
+    fn duration(self) -> Result<Duration, String> {
+        match self {
+            Self::Text(s) => parse(&s),
+            Self::Nanos(n) => Ok(Duration::from_nanos(n)),
+        }
+    }
+}
+
+/// serde adapter for `Duration` fields.
 pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse(&s).map_err(serde::de::Error::custom)
+    Written::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("want a duration such as \"5s\" or nanoseconds"))?
+        .duration()
+        .map_err(serde::de::Error::custom)
 }
 
 /// serde adapter for optional durations.
 pub fn de_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    Option::<String>::deserialize(d)?
-        .map(|s| parse(&s).map_err(serde::de::Error::custom))
+    Option::<Written>::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("want a duration such as \"5s\" or nanoseconds"))?
+        .map(|w| w.duration().map_err(serde::de::Error::custom))
         .transpose()
 }
 
@@ -67,5 +88,25 @@ mod tests {
         assert_eq!(parse("0").unwrap(), Duration::ZERO);
         assert!(parse("10").is_err());
         assert!(parse("10x").is_err());
+    }
+
+    #[derive(Deserialize)]
+    struct T {
+        #[serde(deserialize_with = "de")]
+        d: Duration,
+        #[serde(default, deserialize_with = "de_opt")]
+        o: Option<Duration>,
+    }
+
+    #[test]
+    fn bare_integers_are_nanoseconds_as_upstream() {
+        let t: T = serde_json::from_value(serde_json::json!({"d": 5_000_000_000u64, "o": "2s"})).unwrap();
+        assert_eq!((t.d, t.o), (Duration::from_secs(5), Some(Duration::from_secs(2))));
+        let t: T = serde_json::from_value(serde_json::json!({"d": "1m", "o": 7})).unwrap();
+        assert_eq!((t.d, t.o), (Duration::from_secs(60), Some(Duration::from_nanos(7))));
+        let e = serde_json::from_value::<T>(serde_json::json!({"d": -1})).err().unwrap();
+        assert!(e.to_string().contains("duration"), "{e}");
+        let e = serde_json::from_value::<T>(serde_json::json!({"d": "10"})).err().unwrap();
+        assert!(e.to_string().contains("missing a unit"), "{e}");
     }
 }
