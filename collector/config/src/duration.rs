@@ -100,13 +100,24 @@ mod tests {
 
     #[test]
     fn bare_integers_are_nanoseconds_as_upstream() {
-        let t: T = serde_json::from_value(serde_json::json!({"d": 5_000_000_000u64, "o": "2s"})).unwrap();
-        assert_eq!((t.d, t.o), (Duration::from_secs(5), Some(Duration::from_secs(2))));
+        let t: T =
+            serde_json::from_value(serde_json::json!({"d": 5_000_000_000u64, "o": "2s"})).unwrap();
+        assert_eq!(
+            (t.d, t.o),
+            (Duration::from_secs(5), Some(Duration::from_secs(2)))
+        );
         let t: T = serde_json::from_value(serde_json::json!({"d": "1m", "o": 7})).unwrap();
-        assert_eq!((t.d, t.o), (Duration::from_secs(60), Some(Duration::from_nanos(7))));
-        let e = serde_json::from_value::<T>(serde_json::json!({"d": -1})).err().unwrap();
+        assert_eq!(
+            (t.d, t.o),
+            (Duration::from_secs(60), Some(Duration::from_nanos(7)))
+        );
+        let e = serde_json::from_value::<T>(serde_json::json!({"d": -1}))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("duration"), "{e}");
-        let e = serde_json::from_value::<T>(serde_json::json!({"d": "10"})).err().unwrap();
+        let e = serde_json::from_value::<T>(serde_json::json!({"d": "10"}))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("missing a unit"), "{e}");
     }
 }

@@ -118,6 +118,28 @@ pub fn routes(cfg: &GrpcServerConfig, consumers: SignalConsumers) -> tonic::serv
     b.routes()
 }
 
+/// A message over `max_recv_msg_size_mib` is RESOURCE_EXHAUSTED, as upstream's gRPC server
+/// answers: tonic says OUT_OF_RANGE, which OTLP clients retry, so they would resend the same
+/// oversized message for ever. (The decode error is a trailers-only response: the status is in
+/// the headers.)
+fn too_large_is_resource_exhausted<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    let h = resp.headers();
+    let out_of_range = h.get("grpc-status").is_some_and(|v| v == "11");
+    let too_large = h
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|m| {
+            m.contains("message%20length%20too%20large") || m.contains("message length too large")
+        });
+    if out_of_range && too_large {
+        resp.headers_mut().insert(
+            "grpc-status",
+            http::HeaderValue::from_static("8"), // RESOURCE_EXHAUSTED
+        );
+    }
+    resp
+}
+
 pub async fn serve(listener: Listener, routes: tonic::service::Routes, shutdown: Shutdown) {
     net::serve(
         listener,
@@ -130,7 +152,7 @@ pub async fn serve(listener: Listener, routes: tonic::service::Routes, shutdown:
                     use tower::Service;
                     let resp = routes.call(req).await;
                     Ok::<_, Infallible>(match resp {
-                        Ok(r) => r,
+                        Ok(r) => too_large_is_resource_exhausted(r),
                         Err(never) => match never {},
                     })
                 }
