@@ -2,9 +2,12 @@
 //!
 //! opentelemetry-proto's serde derive already follows most OTLP/JSON rules: lowerCamelCase keys,
 //! hex trace and span ids (either case), 64-bit integers as strings or numbers, enums as
-//! integers, unknown keys ignored. What it lacks is filled here: `null` stands for an absent
-//! field (the derive rejects it), and enum values may be given by name (`"SPAN_KIND_SERVER"`),
-//! which protobuf's JSON mapping allows.
+//! integers, unknown keys ignored. What it lacks is filled here, as protobuf's JSON mapping
+//! allows and upstream accepts: `null` stands for an absent field (the derive rejects it), enum
+//! values may be given by name (`"SPAN_KIND_SERVER"`), field names as in the .proto
+//! (`resource_spans`, which the derive would skip as unknown: data lost with 200), and doubles
+//! as strings (`"2.5"`; the derive dropped the value). `"NaN"` and `"Infinity"` are refused by
+//! name rather than dropped: a JSON value cannot carry them to the derive.
 
 use kotel_pipeline::{Payload, Signal};
 use serde_json::Value;
@@ -16,7 +19,7 @@ pub fn decode(signal: Signal, body: &[u8]) -> Result<Payload, String> {
     if !value.is_object() {
         return Err("the request must be a JSON object".into());
     }
-    normalize(&mut value, None);
+    normalize(&mut value, None)?;
     let r = match signal {
         Signal::Traces => serde_json::from_value(value).map(Payload::Traces),
         Signal::Metrics => serde_json::from_value(value).map(Payload::Metrics),
@@ -25,27 +28,87 @@ pub fn decode(signal: Signal, body: &[u8]) -> Result<Payload, String> {
     r.map_err(|e| format!("invalid OTLP/JSON {} request: {e}", signal.as_str()))
 }
 
-/// Removes `null` members and turns enum names into their numbers, recursively.
-fn normalize(v: &mut Value, key: Option<&str>) {
+/// Removes `null` members, names fields in lowerCamelCase, turns enum names into their numbers
+/// and doubles written as strings into numbers, recursively. (Every object key in OTLP/JSON is
+/// a field name: attribute keys are values.)
+fn normalize(v: &mut Value, key: Option<&str>) -> Result<(), String> {
     match v {
         Value::Object(map) => {
-            map.retain(|_, v| !v.is_null());
-            for (k, v) in map.iter_mut() {
-                normalize(v, Some(k));
+            let fields = std::mem::take(map);
+            for (k, mut v) in fields {
+                if v.is_null() {
+                    continue;
+                }
+                let k = if k.contains('_') { camel(&k) } else { k };
+                normalize(&mut v, Some(&k))?;
+                // The lowerCamel spelling wins when both are given.
+                if !map.contains_key(&k) {
+                    map.insert(k, v);
+                }
             }
         }
         Value::Array(items) => {
             for item in items {
-                normalize(item, key);
+                normalize(item, key)?;
             }
         }
         Value::String(s) => {
-            if let Some(n) = key.and_then(|k| enum_number(k, s)) {
-                *v = Value::from(n);
+            if let Some(k) = key {
+                if let Some(n) = enum_number(k, s) {
+                    *v = Value::from(n);
+                } else if DOUBLE_FIELDS.contains(&k) {
+                    *v = double(k, s)?;
+                }
             }
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// OTLP fields of type double (`explicitBounds` holds a list of them).
+const DOUBLE_FIELDS: &[&str] = &[
+    "asDouble",
+    "doubleValue",
+    "sum",
+    "min",
+    "max",
+    "value",
+    "quantile",
+    "zeroThreshold",
+    "explicitBounds",
+];
+
+fn double(key: &str, s: &str) -> Result<Value, String> {
+    match s.trim() {
+        "NaN" | "Infinity" | "-Infinity" => Err(format!(
+            "{key}: {s:?} is not supported by kotel in OTLP/JSON (send OTLP/protobuf)"
+        )),
+        t => t
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(|| format!("{key}: {s:?} is not a number")),
+    }
+}
+
+/// `resource_spans` → `resourceSpans`.
+fn camel(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn enum_number(key: &str, name: &str) -> Option<i64> {
@@ -161,6 +224,52 @@ mod tests {
             l.resource_logs[0].scope_logs[0].log_records[0].severity_number,
             13
         );
+    }
+
+    #[test]
+    fn proto_field_names_and_doubles_as_strings() {
+        let snake = r#"{"resource_spans":[{"scope_spans":[{"spans":[{"name":"x",
+          "trace_id":"5b8efff798038103d269b633813fc60c","span_id":"eee19b7ec3c1b174",
+          "start_time_unix_nano":"7","kind":"SPAN_KIND_CLIENT"}]}]}]}"#;
+        let Payload::Traces(r) = decode(Signal::Traces, snake.as_bytes()).unwrap() else {
+            panic!("not traces")
+        };
+        let span = &r.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(
+            (span.name.as_str(), span.start_time_unix_nano, span.kind),
+            ("x", 7, 3)
+        );
+        assert_eq!(span.trace_id.len(), 16);
+
+        let m = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[
+          {"name":"g","gauge":{"dataPoints":[{"asDouble":"2.5"}]}},
+          {"name":"h","histogram":{"dataPoints":[{"count":"1","sum":"1.5","explicitBounds":["1","2.5"]}]}}
+        ]}]}]}"#;
+        let Payload::Metrics(r) = decode(Signal::Metrics, m.as_bytes()).unwrap() else {
+            panic!("not metrics")
+        };
+        use kotel_pipeline::proto::metrics::v1::{metric::Data, number_data_point::Value as V};
+        let metrics = &r.resource_metrics[0].scope_metrics[0].metrics;
+        let Some(Data::Gauge(g)) = &metrics[0].data else {
+            panic!("gauge")
+        };
+        assert_eq!(g.data_points[0].value, Some(V::AsDouble(2.5)));
+        let Some(Data::Histogram(h)) = &metrics[1].data else {
+            panic!("histogram")
+        };
+        assert_eq!(
+            (
+                h.data_points[0].sum,
+                h.data_points[0].explicit_bounds.clone()
+            ),
+            (Some(1.5), vec![1.0, 2.5])
+        );
+
+        // Never accepted and dropped: refused by name.
+        let nan = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[
+          {"name":"g","gauge":{"dataPoints":[{"asDouble":"NaN"}]}}]}]}]}"#;
+        let e = decode(Signal::Metrics, nan.as_bytes()).unwrap_err();
+        assert!(e.contains("asDouble") && e.contains("NaN"), "{e}");
     }
 
     #[test]
