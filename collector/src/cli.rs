@@ -1,5 +1,5 @@
-//! Command line: `kotelcol [--config URI]...`, `kotelcol validate --config URI`,
-//! `kotelcol components`.
+//! Command line: `kotelcol [--config URI]... [--set KEY=VALUE]... [--feature-gates GATES]`,
+//! `kotelcol validate --config URI`, `kotelcol components`.
 //!
 //! A config URI is a path, `file:<path>`, `env:<VAR>` (the variable holds YAML) or
 //! `yaml:<inline yaml>` (keys may be `a::b::c` paths), as upstream's confmap providers.
@@ -15,8 +15,43 @@ pub struct Cli {
     /// default runs: OTLP on localhost:4317/4318 → debug exporter.
     #[arg(long = "config", global = true, value_name = "URI")]
     pub config: Vec<String>,
+    /// Set one config value, as upstream: `--set=processors::batch::timeout=2s` (the value is
+    /// YAML). Applied after every --config, in order.
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Upstream's feature gates (`-component.UseLocalHostAsDefaultHost`, …). kotel has none:
+    /// they are accepted and named in a warning, so manifests that pass them keep running.
+    #[arg(long = "feature-gates", global = true, value_name = "GATES")]
+    pub feature_gates: Vec<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The config URIs to load: every `--config`, then every `--set` as an inline YAML one.
+    pub fn config_uris(&self) -> Result<Vec<String>, LoadError> {
+        let mut uris = self.config.clone();
+        for kv in &self.set {
+            let (key, value) = kv
+                .split_once('=')
+                .ok_or_else(|| LoadError::Set { arg: kv.clone() })?;
+            if key.trim().is_empty() {
+                return Err(LoadError::Set { arg: kv.clone() });
+            }
+            uris.push(format!("yaml:{}: {value}", key.trim()));
+        }
+        Ok(uris)
+    }
+
+    /// The feature gates given, for a warning (kotel implements none).
+    pub fn ignored_feature_gates(&self) -> Vec<&str> {
+        self.feature_gates
+            .iter()
+            .flat_map(|g| g.split(','))
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .collect()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,6 +70,8 @@ pub enum LoadError {
     Env { uri: String, var: String },
     #[error("invalid config:\n{0}")]
     Invalid(ConfigErrors),
+    #[error("--set {arg:?}: want KEY=VALUE, keys joined by :: (processors::batch::timeout=2s)")]
+    Set { arg: String },
 }
 
 fn read(uri: &str) -> Result<Vec<String>, LoadError> {

@@ -12,12 +12,26 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let uris = match cli.config_uris() {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("kotelcol: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let gates = cli.ignored_feature_gates();
+    if !gates.is_empty() {
+        // Before logging is set up (it comes from the config): straight to stderr.
+        eprintln!(
+            "kotelcol: ignoring feature gates {gates:?}: they are the upstream collector's; kotel has none"
+        );
+    }
     match cli.command {
         Some(Command::Components) => {
             print!("{}", cli::components());
             std::process::ExitCode::SUCCESS
         }
-        Some(Command::Validate) => match cli::load(&cli.config) {
+        Some(Command::Validate) => match cli::load(&uris) {
             Ok(_) => {
                 println!("config is valid");
                 std::process::ExitCode::SUCCESS
@@ -34,7 +48,7 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         },
-        None => match run(&cli.config) {
+        None => match run(&uris) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 // Each cause once: most of ours name their cause in their own message.

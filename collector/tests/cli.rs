@@ -191,6 +191,54 @@ fn later_config_files_win() {
 }
 
 #[test]
+fn set_and_feature_gates_as_upstream_manifests_pass_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = good(dir.path(), "base.yaml", "brotli");
+    let base = base.to_str().unwrap();
+    // --set fixes what the file gets wrong; it applies after every --config.
+    let out = kotelcol(
+        &[
+            "validate",
+            "--set=exporters::otlp::compression=zstd",
+            "--config",
+            base,
+        ],
+        &[],
+    );
+    assert_succeeds(&out);
+    let out = kotelcol(
+        &[
+            "validate",
+            "--config",
+            base,
+            "--set",
+            "exporters::otlp::compression=snappyish",
+        ],
+        &[],
+    );
+    assert_fails_naming(&out, "exporters.otlp.compression");
+    let out = kotelcol(&["validate", "--config", base, "--set", "novalue"], &[]);
+    assert_fails_naming(&out, "--set");
+    // Feature gates are accepted and named, not fatal.
+    let out = kotelcol(
+        &[
+            "validate",
+            "--set=exporters::otlp::compression=zstd",
+            "--config",
+            base,
+            "--feature-gates=-component.UseLocalHostAsDefaultHost,+foo",
+        ],
+        &[],
+    );
+    assert_succeeds(&out);
+    assert!(
+        stderr(&out).contains("-component.UseLocalHostAsDefaultHost"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn inline_yaml_uses_upstreams_key_paths() {
     let dir = tempfile::tempdir().unwrap();
     let base = good(dir.path(), "base.yaml", "brotli");
