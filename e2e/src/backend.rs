@@ -58,6 +58,8 @@ struct Store {
     logs: Vec<Row>,
     spans: Vec<Row>,
     points: Vec<Row>,
+    /// An outage: every request is answered UNAVAILABLE (retryable) and nothing is kept.
+    down: bool,
 }
 
 /// A running backend; stops when dropped.
@@ -137,12 +139,30 @@ impl Backend {
 
     /// Forgets everything received so far.
     pub fn clear(&self) {
-        *self.store.lock().expect("store") = Store::default();
+        let mut s = self.store.lock().expect("store");
+        *s = Store {
+            down: s.down,
+            ..Store::default()
+        };
+    }
+
+    /// Starts (`true`) or ends an outage: meanwhile every export is refused as UNAVAILABLE.
+    pub fn set_down(&self, down: bool) {
+        self.store.lock().expect("store").down = down;
     }
 }
 
 #[derive(Clone)]
 struct Svc(Arc<Mutex<Store>>);
+
+impl Svc {
+    fn check_up(&self) -> Result<(), Status> {
+        if self.0.lock().expect("store").down {
+            return Err(Status::unavailable("backend outage (test)"));
+        }
+        Ok(())
+    }
+}
 
 pub fn value_string(v: Option<&AnyValue>) -> String {
     match v.and_then(|v| v.value.as_ref()) {
@@ -168,6 +188,7 @@ impl TraceService for Svc {
         &self,
         req: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        self.check_up()?;
         let mut rows = Vec::new();
         for rs in req.into_inner().resource_spans {
             let resource = attrs(&rs.resource.map(|r| r.attributes).unwrap_or_default());
@@ -193,6 +214,7 @@ impl MetricsService for Svc {
         &self,
         req: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.check_up()?;
         let mut rows = Vec::new();
         for rm in req.into_inner().resource_metrics {
             let resource = attrs(&rm.resource.map(|r| r.attributes).unwrap_or_default());
@@ -230,6 +252,7 @@ impl LogsService for Svc {
         &self,
         req: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        self.check_up()?;
         let mut rows = Vec::new();
         for rl in req.into_inner().resource_logs {
             let resource = attrs(&rl.resource.map(|r| r.attributes).unwrap_or_default());

@@ -803,6 +803,91 @@ async fn collector_sigkill_is_restarted_and_loses_no_line() -> Result<()> {
     result.and(cleaned)
 }
 
+/// A config change while the backend is down (what the issue saw by hand lose lines): the old
+/// collector cannot deliver what it read, so its checkpoint stays behind it; the new one reads
+/// those lines again and delivers them once the backend is back. No line is lost or doubled.
+/// Prints how long the node was without a ready collector.
+#[tokio::test]
+async fn a_rollout_during_a_backend_outage_loses_no_line() -> Result<()> {
+    let env = env().await?;
+    let backend = Backend::start(&format!("{}:0", env.node)).await?;
+    let ns = TestNs::create(&env.client, "real-outage").await?;
+    let result: Result<()> = async {
+        let name = "agent";
+        let mut spec = on_real_node();
+        merge(&mut spec, &json!({"hostNetwork": true}));
+        apply(&kotel::collector(
+            name,
+            &ns.name,
+            node_agent_config(&ns.name, &backend.addr().to_string(), "1s"),
+            spec.clone(),
+        ))?;
+        let o = wait_ready(&env.client, &ns.name, name, 1, READY_TIMEOUT)
+            .await
+            .with_context(|| describe_pods(&ns.name))?;
+        let first_pod = o.pods[0].name_any();
+
+        backend.set_down(true);
+        let (lines, rate) = (900, 60);
+        let run_id = format!("o{:x}", std::process::id());
+        apply(&workload(&ns.name, &run_id, lines, rate, 0))?;
+        tokio::time::sleep(Duration::from_secs(lines / rate / 2)).await;
+
+        let mut new_spec = spec.clone();
+        merge(
+            &mut new_spec,
+            &json!({"config": node_agent_config(&ns.name, &backend.addr().to_string(), "2s")}),
+        );
+        let roll = Instant::now();
+        kotel::patch_spec(&env.client, &ns.name, name, new_spec).await?;
+        wait_for(
+            "the collector rolled during the outage",
+            READY_TIMEOUT,
+            || async {
+                let o = wait_ready(&env.client, &ns.name, name, 1, Duration::from_secs(5))
+                    .await
+                    .ok();
+                Ok(o.filter(|o| o.pods.iter().all(|p| p.name_any() != first_pod)))
+            },
+        )
+        .await?;
+        println!(
+            "TIMING real node: config change with the backend down -> new pod Ready: {:.1}s",
+            roll.elapsed().as_secs_f64()
+        );
+        ensure!(
+            line_report(&backend.logs(), &ns.name, &run_id)
+                .counts
+                .is_empty(),
+            "the backend was down, yet it kept workload lines"
+        );
+        backend.set_down(false);
+
+        let report = wait_lines(&backend, &ns.name, &run_id, lines).await;
+        let missing = report.missing(lines);
+        ensure!(
+            missing.is_empty(),
+            "{} of {lines} lines lost across a rollout during an outage (first: {:?})",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+        ensure!(
+            report.duplicated().is_empty(),
+            "lines arrived twice: {:?}",
+            &report.duplicated()[..report.duplicated().len().min(10)]
+        );
+        ensure!(
+            report.bad.is_empty(),
+            "records with wrong content or attributes: {:#?}",
+            report.bad
+        );
+        Ok(())
+    }
+    .await;
+    let cleaned = cleanup(&env.client, ns).await;
+    result.and(cleaned)
+}
+
 /// The status a collector's resource shows now: (Ready reason, Ready message, Stalled status).
 async fn ready_condition(
     client: &Client,
