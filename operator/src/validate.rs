@@ -22,7 +22,7 @@ use crate::rbac::{KubeletPodsResource, rules_for};
 pub struct OperatorDefaults {
     /// Collector image when `spec.image` is empty.
     pub image: String,
-    /// The operator's version, reported as `status.version`.
+    /// The operator's version (its default image carries the same tag).
     pub version: String,
     pub kubelet_pods: KubeletPodsResource,
 }
@@ -175,15 +175,16 @@ pub fn validate(
         _ => (names.collector(), true),
     };
 
+    let image = spec
+        .image
+        .clone()
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(|| defaults.image.clone());
     Ok(Validated {
         uid: cr.uid().unwrap_or_default(),
         labels: cr.labels().clone(),
-        image: spec
-            .image
-            .clone()
-            .filter(|i| !i.is_empty())
-            .unwrap_or_else(|| defaults.image.clone()),
-        version: defaults.version.clone(),
+        version: image_version(&image),
+        image,
         config_yaml,
         config_hash,
         facts: facts(&typed),
@@ -221,6 +222,22 @@ fn check_volumes(spec: &OpenTelemetryCollectorSpec) -> Result<(), InvalidSpec> {
         }
     }
     Ok(())
+}
+
+/// The collector version an image runs, for `status.version`: its tag (`…/kotelcol:0.3.1` →
+/// `0.3.1`), else its digest (`sha256:` and 12 hex digits), else `latest`, as a runtime reads an
+/// untagged reference.
+pub fn image_version(image: &str) -> String {
+    let (name, digest) = match image.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (image, None),
+    };
+    let last = name.rsplit('/').next().unwrap_or(name);
+    match (last.split_once(':'), digest) {
+        (Some((_, tag)), _) if !tag.is_empty() => tag.to_string(),
+        (_, Some(d)) => d.chars().take("sha256:".len() + 12).collect(),
+        _ => "latest".to_string(),
+    }
 }
 
 /// kotel-config's verdict. References to unset `${env:…}` variables are kept as written: the
@@ -479,6 +496,34 @@ mod tests {
         }]);
         let e = validate(&r, &OperatorDefaults::default()).expect_err("invalid");
         assert_eq!(e.reason, InvalidReason::InvalidField);
+    }
+
+    #[test]
+    fn status_version_is_the_collector_images() {
+        assert_eq!(image_version("ghcr.io/kotel-dev/kotelcol:0.3.1"), "0.3.1");
+        assert_eq!(image_version("registry:5000/kotelcol:edge"), "edge");
+        assert_eq!(image_version("registry:5000/kotelcol"), "latest");
+        assert_eq!(
+            image_version("ghcr.io/x/kotelcol@sha256:0123456789abcdef0123"),
+            "sha256:0123456789ab"
+        );
+        assert_eq!(
+            image_version("ghcr.io/x/kotelcol:1.2@sha256:0123456789abcdef"),
+            "1.2"
+        );
+        let mut r = cr("daemonset", good_config());
+        r.spec.image = Some("example.com/kotelcol:9.9.9".into());
+        assert_eq!(
+            validate(&r, &OperatorDefaults::default()).unwrap().version,
+            "9.9.9"
+        );
+        r.spec.image = None;
+        let d = OperatorDefaults::default();
+        assert_eq!(
+            validate(&r, &d).unwrap().version,
+            d.version,
+            "the default image's tag"
+        );
     }
 
     #[test]
