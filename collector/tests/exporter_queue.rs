@@ -178,6 +178,47 @@ async fn past_the_abort_what_is_left_is_dropped_and_counted() {
     );
 }
 
+/// The backend is down when shutdown starts: each queued request gets one more attempt, then is
+/// dropped and counted at once, instead of being retried until the deadline (as upstream).
+#[tokio::test]
+async fn while_draining_a_failed_send_is_not_retried() {
+    let logs = Logs::global();
+    let backend = Backend::new([], Answer::Grpc(tonic::Code::Unavailable, None));
+    let (addr, _stop) = backend.serve_grpc().await;
+    let slow_retry = SendPolicy {
+        timeout: Duration::from_secs(5),
+        retry: retry(Duration::from_secs(30), Duration::ZERO),
+    };
+    let h = Harness::new(sender(addr), slow_retry, &queue(10, false, false));
+    for n in [1, 2, 3] {
+        h.exporter.consume(Envelope::new(spans(n))).await.unwrap();
+    }
+    // The first request failed and waits out its 30 s backoff.
+    arrivals(&backend, 1).await;
+    h.stages.drain.cancel();
+    let Harness { workers, .. } = &h;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !workers.is_finished() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a drain does not wait out the backoff");
+    assert_eq!(h.metric(FAILED), 6.0);
+    assert_eq!(h.metric(SENT), 0.0);
+    assert_eq!(
+        backend.arrivals().len(),
+        4,
+        "one more attempt for the first request, one for each queued one"
+    );
+    assert_eq!(h.metric(SIZE), 0.0);
+    assert!(
+        logs.text().contains("the collector is shutting down"),
+        "{}",
+        logs.text()
+    );
+}
+
 #[tokio::test]
 async fn num_consumers_send_concurrently() {
     let backend = Backend::new([], Answer::Hold);

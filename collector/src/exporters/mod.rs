@@ -329,6 +329,12 @@ impl QueuedExporter {
             if !self.policy.retry.enabled {
                 return self.give_up(request, "retry_on_failure is disabled", err);
             }
+            // Draining: one attempt each, as upstream stops retrying at shutdown, so a backend
+            // that is down does not keep the node without a collector for the whole deadline.
+            // (A replayable source, filelog, has not checkpointed past it: it is read again.)
+            if self.stages.drain.is_cancelled() {
+                return self.give_up(request, "the collector is shutting down", err);
+            }
             let delay = backoff.next_delay().max(throttle.unwrap_or_default());
             let max = self.policy.retry.max_elapsed_time;
             if !max.is_zero() && start.elapsed() + delay > max {
@@ -342,6 +348,8 @@ impl QueuedExporter {
             );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
+                // Shutdown starts: the last attempt now rather than after the backoff.
+                _ = self.stages.drain.cancelled() => {}
                 _ = self.stages.abort.cancelled() => {
                     return self.give_up(request, "shutdown deadline reached", err);
                 }
