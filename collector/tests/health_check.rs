@@ -104,9 +104,9 @@ async fn running_service_is_healthy_then_unhealthy_while_shutting_down() {
     assert_eq!(answered, 200, "never healthy");
     assert_eq!(status(&format!("{base}/")).await, 404);
 
-    // A backend that refuses keeps the exporter retrying, so the shutdown's flush stage lasts
-    // until the backend recovers: the window in which health must say 503.
-    sink.refusing.store(true, Ordering::SeqCst);
+    // A backend that does not answer keeps the exporter's last send open, so the shutdown's
+    // flush stage lasts until it answers: the window in which health must say 503.
+    sink.stalling.store(true, Ordering::SeqCst);
     let mut client = TraceServiceClient::connect(format!("http://{}", collector.grpc.unwrap()))
         .await
         .unwrap();
@@ -125,7 +125,7 @@ async fn running_service_is_healthy_then_unhealthy_while_shutting_down() {
         Some(&503),
         "answers during shutdown: {during:?}"
     );
-    sink.refusing.store(false, Ordering::SeqCst);
+    sink.stalling.store(false, Ordering::SeqCst);
     stopping.await.unwrap();
     assert_eq!(
         sink.items(Signal::Traces).await,

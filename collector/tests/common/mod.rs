@@ -38,6 +38,8 @@ use tokio::sync::Mutex;
 pub struct Sink {
     pub received: Arc<Mutex<Vec<Payload>>>,
     pub refusing: Arc<AtomicBool>,
+    /// While set, requests get no answer yet (a slow backend).
+    pub stalling: Arc<AtomicBool>,
 }
 
 impl Sink {
@@ -73,6 +75,9 @@ impl Sink {
     }
 
     async fn keep(&self, p: Payload) -> Result<(), tonic::Status> {
+        while self.stalling.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         if self.refusing.load(Ordering::SeqCst) {
             return Err(tonic::Status::unavailable("sink is down"));
         }
