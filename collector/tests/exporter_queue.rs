@@ -128,14 +128,13 @@ async fn drain_sends_what_is_queued() {
     assert_eq!(late, Err(ConsumeError::ShuttingDown));
 
     backend.release();
-    let Harness { workers, .. } = &h;
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while !workers.is_finished() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("workers finish once the queue is drained");
+    let workers = &h.workers;
+    kotel_testkit::wait_until(
+        "workers finish once the queue is drained",
+        Duration::from_secs(60),
+        || workers.is_finished(),
+    )
+    .await;
     assert_eq!(backend.accepted_spans(), 10);
     assert_eq!(h.metric(SENT), 10.0);
     assert_eq!(h.metric(FAILED), 0.0);
@@ -153,15 +152,14 @@ async fn past_the_abort_what_is_left_is_dropped_and_counted() {
     }
     h.stages.drain.cancel();
     h.stages.abort.cancel();
-    let Harness { workers, .. } = &h;
     // Liveness only: the staged shutdown gives workers one second after the abort.
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while !workers.is_finished() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("workers stop after the abort instead of waiting for the attempt timeout");
+    let workers = &h.workers;
+    kotel_testkit::wait_until(
+        "workers stop after the abort instead of waiting for the attempt timeout",
+        Duration::from_secs(30),
+        || workers.is_finished(),
+    )
+    .await;
     assert_eq!(h.metric(FAILED), 10.0);
     assert_eq!(h.metric(SENT), 0.0);
     assert_eq!(
@@ -196,14 +194,13 @@ async fn while_draining_a_failed_send_is_not_retried() {
     // The first request failed and waits out its 30 s backoff.
     arrivals(&backend, 1).await;
     h.stages.drain.cancel();
-    let Harness { workers, .. } = &h;
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while !workers.is_finished() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("a drain does not wait out the backoff");
+    let workers = &h.workers;
+    kotel_testkit::wait_until(
+        "a drain does not wait out the backoff",
+        Duration::from_secs(20),
+        || workers.is_finished(),
+    )
+    .await;
     assert_eq!(h.metric(FAILED), 6.0);
     assert_eq!(h.metric(SENT), 0.0);
     assert_eq!(

@@ -170,14 +170,7 @@ async fn reconcile_inner(
         Err(invalid) => {
             warn!(collector = %key(cr), reason = %invalid.reason, message = %invalid.message, "invalid spec");
             ctx.metrics.error("invalid_spec");
-            let running = collector_exists(ctx, &ns, &names).await;
-            let outcome = Outcome::Invalid {
-                invalid: &invalid,
-                running,
-            };
-            write_status(cr, ctx, &outcome).await?;
-            // Only an edit can fix bad input; the edit wakes us.
-            return Ok(("invalid", Action::await_change()));
+            return stall(cr, ctx, &names, &invalid).await;
         }
     };
     let children = build::children(&validated);
@@ -196,13 +189,7 @@ async fn reconcile_inner(
             );
             warn!(collector = %key(cr), error = %e, "the API server refused a child object");
             ctx.metrics.error("rejected_by_api_server");
-            let running = collector_exists(ctx, &ns, &names).await;
-            let outcome = Outcome::Invalid {
-                invalid: &invalid,
-                running,
-            };
-            write_status(cr, ctx, &outcome).await?;
-            return Ok(("invalid", Action::await_change()));
+            return stall(cr, ctx, &names, &invalid).await;
         }
         Err(e) => {
             let msg = e.to_string();
@@ -248,6 +235,20 @@ async fn reconcile_inner(
     debug!(collector = %key(cr), writes = applied.writes, "reconciled");
     let next = if complete { RESYNC } else { ROLLOUT_POLL };
     Ok(("ok", Action::requeue(next)))
+}
+
+/// Bad input: status says why (and whether an earlier collector still runs); only an edit can
+/// fix it, and the edit wakes us.
+async fn stall(
+    cr: &OpenTelemetryCollector,
+    ctx: &Context,
+    names: &Names,
+    invalid: &InvalidSpec,
+) -> Result<(&'static str, Action), Error> {
+    let ns = cr.namespace().unwrap_or_default();
+    let running = collector_exists(ctx, &ns, names).await;
+    write_status(cr, ctx, &Outcome::Invalid { invalid, running }).await?;
+    Ok(("invalid", Action::await_change()))
 }
 
 /// Whether a collector DaemonSet of an earlier spec exists (so a refused spec leaves it running);

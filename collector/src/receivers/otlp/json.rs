@@ -33,6 +33,13 @@ pub fn decode(signal: Signal, body: &[u8]) -> Result<Payload, String> {
 /// a field name: attribute keys are values.)
 fn normalize(v: &mut Value, key: Option<&str>) -> Result<(), String> {
     match v {
+        Value::Object(map) if !map.keys().any(|k| k.contains('_')) => {
+            // The usual case: lowerCamel keys, normalized in place.
+            map.retain(|_, v| !v.is_null());
+            for (k, v) in map.iter_mut() {
+                normalize(v, Some(k))?;
+            }
+        }
         Value::Object(map) => {
             let fields = std::mem::take(map);
             for (k, mut v) in fields {
