@@ -20,6 +20,11 @@ run: ## Run kotelcol with its embedded default config (OTLP on localhost:4317/43
 .PHONY: test
 test: ## Unit and component tests of the whole workspace (no cluster needed)
 	$(CARGO) test --workspace --locked
+	cd e2e/gitops-check && go test ./...
+
+.PHONY: gitops-check
+gitops-check: ## Test the Argo CD health check (manifests/argocd) and the kstatus contract (needs Go)
+	cd e2e/gitops-check && go test ./...
 
 .PHONY: lint
 lint: ## rustfmt check and clippy with warnings as errors

@@ -3,8 +3,11 @@
 # version, skipping whatever is already there:
 #   $KOTEL_E2E_CACHE/k8s-v<ver>/{kube-apiserver,kube-controller-manager,kube-scheduler,kubelet[,kubectl]}
 #   $KOTEL_E2E_CACHE/etcd-v<ver>/etcd   $KOTEL_E2E_CACHE/kwok-v<ver>/kwok   $KOTEL_E2E_CACHE/helm-v<ver>/helm
+#   $KOTEL_E2E_CACHE/gitops-check-<hash of its sources>/gitops-check   (e2e/gitops-check)
+#   $KOTEL_E2E_CACHE/gitops-crds-argocd-v<ver>-kustomize-v<ver>-source-v<ver>/*.yaml
 # Needs only the Go toolchain (>= 1.26 for helm/etcd as pinned) and the Go module proxy.
 # kubectl is built too when no kubectl >= 1.30 is on PATH (or E2E_BUILD_KUBECTL=1).
+# `build-tools.sh gitops` makes only the last two (what the gitops suite needs, seconds).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -16,8 +19,13 @@ if [[ ${GOTOOLCHAIN:-local} == local ]] && [[ $(printf '%s\n%s\n' "$GO_MIN" "$go
   e2e_die "Go $go_ver is too old: the pinned tools need Go >= $GO_MIN (or set GOTOOLCHAIN=auto to let go fetch one)"
 fi
 mkdir -p "$KOTEL_E2E_CACHE"
-exec 9>"$KOTEL_E2E_CACHE/.build.lock"
-flock 9 || true   # one build at a time (cluster-up and make e2e-tools may race)
+# One build at a time (cluster-up and make e2e-tools may race). The gitops tools have a lock of
+# their own: they are small, and `build-tools.sh gitops` should not wait for a control-plane build.
+if [[ ${1:-all} != gitops ]]; then
+  exec 9>"$KOTEL_E2E_CACHE/.build.lock"
+  flock 9 || true
+fi
+exec 8>"$KOTEL_E2E_CACHE/.build-gitops.lock"
 
 export GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-local} CGO_ENABLED=0
 NICE=(nice -n "${E2E_NICE:-10}")
@@ -114,6 +122,50 @@ build_helm() {
   "$out/helm" version --short
 }
 
+# --- gitops-check: kstatus (sigs.k8s.io/cli-utils) and Argo CD's Lua health (gopher-lua) -------
+build_gitops_check() {
+  local out=$E2E_GITOPS_CHECK_BIN
+  cd "$E2E_GITOPS_CHECK_SRC"
+  mkdir -p "$out"
+  # -mod=readonly: the committed go.sum decides, and the build never edits the repository.
+  timed "gitops-check $E2E_GITOPS_CHECK_HASH" env GOFLAGS=-mod=readonly "${NICE[@]}" go build -trimpath \
+    -ldflags "-s -w" -o "$out/gitops-check.tmp" .
+  mv "$out/gitops-check.tmp" "$out/gitops-check"
+}
+
+# module_dir MODULE VERSION: the module's directory in the module cache, downloaded if needed.
+module_dir() {
+  local json dir
+  json=$(cd / && GOFLAGS= go mod download -json "$1@v$2" 2>&1) || true
+  dir=$(sed -n 's/.*"Dir": "\(.*\)",*$/\1/p' <<<"$json")
+  [[ -n $dir && -d $dir ]] || e2e_die "could not download $1@v$2 from the module proxy: $json"
+  echo "$dir"
+}
+
+# --- the CRDs of Argo CD's Application and Flux's GitRepository and Kustomization -----------------
+fetch_gitops_crds() {
+  local out=$E2E_GITOPS_CRDS_DIR start dir
+  start=$(date +%s)
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  dir=$(module_dir github.com/argoproj/argo-cd/v3 "$E2E_ARGOCD_VERSION")
+  cp "$dir/manifests/crds/application-crd.yaml" "$out.tmp/"
+  dir=$(module_dir github.com/fluxcd/source-controller "$E2E_FLUX_SOURCE_VERSION")
+  cp "$dir/config/crd/bases/source.toolkit.fluxcd.io_gitrepositories.yaml" "$out.tmp/"
+  dir=$(module_dir github.com/fluxcd/kustomize-controller "$E2E_FLUX_KUSTOMIZE_VERSION")
+  cp "$dir/config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml" "$out.tmp/"
+  chmod u+w "$out.tmp"/*.yaml   # the module cache is read-only
+  rm -rf "$out"; mv "$out.tmp" "$out"
+  local secs=$(( $(date +%s) - start ))
+  e2e_log "gitops CRDs in $out (${secs}s)"
+  echo "$(date -u +%FT%TZ) gitops-crds argocd-v$E2E_ARGOCD_VERSION kustomize-v$E2E_FLUX_KUSTOMIZE_VERSION source-v$E2E_FLUX_SOURCE_VERSION ${secs}s" >>"$TIMES"
+}
+
+gitops_crds_done() {
+  [[ -f $E2E_GITOPS_CRDS_DIR/application-crd.yaml \
+     && -f $E2E_GITOPS_CRDS_DIR/source.toolkit.fluxcd.io_gitrepositories.yaml \
+     && -f $E2E_GITOPS_CRDS_DIR/kustomize.toolkit.fluxcd.io_kustomizations.yaml ]]
+}
+
 k8s_done() {
   [[ -x $E2E_K8S_BIN/kube-apiserver && -x $E2E_K8S_BIN/kube-controller-manager && -x $E2E_K8S_BIN/kube-scheduler \
      && -x $E2E_K8S_BIN/kubelet ]] \
@@ -121,10 +173,15 @@ k8s_done() {
 }
 
 # Sequential on purpose: these builds are memory- and CPU-heavy, and others share the cores.
-k8s_done                     || (build_k8s)
-[[ -x $E2E_ETCD_BIN/etcd ]]  || (build_etcd)
-[[ -x $E2E_KWOK_BIN/kwok ]]  || (build_kwok)
-[[ -x $E2E_HELM_BIN/helm ]]  || (build_helm)
+if [[ ${1:-all} != gitops ]]; then
+  k8s_done                     || (build_k8s)
+  [[ -x $E2E_ETCD_BIN/etcd ]]  || (build_etcd)
+  [[ -x $E2E_KWOK_BIN/kwok ]]  || (build_kwok)
+  [[ -x $E2E_HELM_BIN/helm ]]  || (build_helm)
+fi
+flock 8 || true
+[[ -x $E2E_GITOPS_CHECK_BIN/gitops-check ]] || (build_gitops_check)
+gitops_crds_done                            || (fetch_gitops_crds)
 
 secs=$(( $(date +%s) - total_start ))
 e2e_log "tools ready in $KOTEL_E2E_CACHE (${secs}s)"

@@ -5,6 +5,11 @@ E2E_K8S_VERSION=${E2E_K8S_VERSION:-1.33.13}   # matches k8s-openapi feature v1_3
 E2E_ETCD_VERSION=${E2E_ETCD_VERSION:-3.6.16}
 E2E_KWOK_VERSION=${E2E_KWOK_VERSION:-0.7.0}   # 0.7 has built-in node/pod stages; 0.8 needs stage configs
 E2E_HELM_VERSION=${E2E_HELM_VERSION:-3.22.0}
+# GitOps CRDs (Application, GitRepository, Kustomization) for the gitops suite's dry run, taken
+# from these Go modules. Argo CD 3.6 and Flux's controllers 1.10 declare `go 1.27`.
+E2E_ARGOCD_VERSION=${E2E_ARGOCD_VERSION:-3.5.7}
+E2E_FLUX_KUSTOMIZE_VERSION=${E2E_FLUX_KUSTOMIZE_VERSION:-1.9.6}
+E2E_FLUX_SOURCE_VERSION=${E2E_FLUX_SOURCE_VERSION:-1.9.6}
 
 KOTEL_E2E_CACHE=${KOTEL_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kotel-e2e}
 E2E_REPO_ROOT=${E2E_REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -14,6 +19,14 @@ E2E_K8S_BIN=$KOTEL_E2E_CACHE/k8s-v$E2E_K8S_VERSION
 E2E_ETCD_BIN=$KOTEL_E2E_CACHE/etcd-v$E2E_ETCD_VERSION
 E2E_KWOK_BIN=$KOTEL_E2E_CACHE/kwok-v$E2E_KWOK_VERSION
 E2E_HELM_BIN=$KOTEL_E2E_CACHE/helm-v$E2E_HELM_VERSION
+E2E_GITOPS_CRDS_DIR=$KOTEL_E2E_CACHE/gitops-crds-argocd-v$E2E_ARGOCD_VERSION-kustomize-v$E2E_FLUX_KUSTOMIZE_VERSION-source-v$E2E_FLUX_SOURCE_VERSION
+# gitops-check (kstatus and Argo CD's Lua health) is built from this repository, so it is keyed
+# by its sources rather than a version: an edit builds a new one, a checkout of old sources finds
+# its binary again.
+E2E_GITOPS_CHECK_SRC=$E2E_REPO_ROOT/e2e/gitops-check
+E2E_GITOPS_CHECK_HASH=$(cat "$E2E_GITOPS_CHECK_SRC/go.mod" "$E2E_GITOPS_CHECK_SRC/go.sum" "$E2E_GITOPS_CHECK_SRC/main.go" 2>/dev/null \
+  | sha256sum | cut -c1-16)
+E2E_GITOPS_CHECK_BIN=$KOTEL_E2E_CACHE/gitops-check-$E2E_GITOPS_CHECK_HASH
 
 e2e_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 e2e_die() { printf '[%s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 1; }
