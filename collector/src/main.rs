@@ -32,7 +32,10 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Some(Command::Validate) => match cli::load(&uris) {
-            Ok(_) => {
+            Ok(config) => {
+                for note in config.deprecations() {
+                    eprintln!("deprecated: {note}");
+                }
                 println!("config is valid");
                 std::process::ExitCode::SUCCESS
             }
@@ -62,6 +65,9 @@ fn main() -> std::process::ExitCode {
 fn run(uris: &[String]) -> anyhow::Result<()> {
     let config = cli::load(uris)?;
     kotelcol::logging::init(&config.service.telemetry.logs);
+    for note in config.deprecations() {
+        tracing::warn!(deprecated = %note, "the config uses a deprecated name, read as its replacement");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

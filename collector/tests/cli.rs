@@ -362,3 +362,54 @@ fn a_port_in_use_fails_the_run_with_its_component() {
     let last = err.lines().last().unwrap_or_default();
     assert_eq!(last.matches(&what).count(), 1, "said once: {last}");
 }
+
+/// A config written for an older upstream collector (issue 14): accepted, each old name named.
+#[test]
+fn validate_accepts_an_old_upstream_config_and_names_what_is_deprecated() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = write(
+        dir.path(),
+        "old.yaml",
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http:
+        cors_allowed_origins: ["https://*.example.com"]
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: 400
+    ballast_size_mib: 100
+exporters:
+  logging:
+    loglevel: debug
+extensions:
+  memory_ballast:
+    size_mib: 64
+service:
+  extensions: [memory_ballast]
+  pipelines:
+    logs:
+      receivers: [otlp]
+      processors: [memory_limiter]
+      exporters: [logging]
+"#,
+    );
+    let out = validate(&[&old], &[]);
+    assert_succeeds(&out);
+    let err = stderr(&out);
+    for old_name in [
+        "cors_allowed_origins",
+        "ballast_size_mib",
+        "exporters.logging: the logging exporter is the debug exporter",
+        "loglevel",
+        "memory_ballast",
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("deprecated: ") && l.contains(old_name)),
+            "{old_name:?} missing from:\n{err}"
+        );
+    }
+}

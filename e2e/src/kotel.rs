@@ -188,6 +188,10 @@ pub struct OperatorOptions {
     /// `Some(lease)` runs with leader election on that Lease; `None` disables it.
     pub lease: Option<String>,
     pub identity: Option<String>,
+    /// The operator's default collector image (else `E2E_COLLECTOR_IMAGE`, else its own).
+    pub collector_image: Option<String>,
+    /// `--progress-deadline-seconds` (else the operator's default).
+    pub progress_deadline_secs: Option<u64>,
 }
 
 fn operator_bin() -> PathBuf {
@@ -238,9 +242,16 @@ impl Operator {
             }
             None => args.extend(["--leader-election", "false"]),
         }
-        let image = std::env::var("E2E_COLLECTOR_IMAGE").ok();
+        let image = opts
+            .collector_image
+            .clone()
+            .or_else(|| std::env::var("E2E_COLLECTOR_IMAGE").ok());
         if let Some(image) = &image {
             args.extend(["--collector-image", image.as_str()]);
+        }
+        let deadline = opts.progress_deadline_secs.map(|s| s.to_string());
+        if let Some(deadline) = &deadline {
+            args.extend(["--progress-deadline-seconds", deadline.as_str()]);
         }
         let log = state_dir().join("logs").join(format!("{name}.log"));
         println!("starting {name} (log {})", log.display());

@@ -814,6 +814,7 @@ async fn with_two_replicas_only_the_leader_writes() -> Result<()> {
     let opts = |id: &str| OperatorOptions {
         lease: Some(lease.clone()),
         identity: Some(format!("{}-{id}", ns.name)),
+        ..OperatorOptions::default()
     };
     let a = Operator::start(&env.install, opts("a")).await?;
     let b = Operator::start(&env.install, opts("b")).await?;
@@ -1031,5 +1032,248 @@ async fn helm_chart_and_kustomize_base_pass_server_side_dry_run() -> Result<()> 
         crd == in_chart,
         "the chart's CRD differs from crds/ (run make crds)"
     );
+    Ok(())
+}
+
+/// The image of the collector container of a collector's DaemonSet.
+async fn collector_image(client: &Client, ns: &str, name: &str) -> Result<String> {
+    let ds = kotel::daemon_set(client, ns, name)
+        .await?
+        .context("no DaemonSet")?;
+    ds.spec
+        .and_then(|s| s.template.spec)
+        .and_then(|p| p.containers.into_iter().find(|c| c.name == "otc-container"))
+        .and_then(|c| c.image)
+        .context("no collector container")
+}
+
+/// Issue 14: an operator upgrade (a new version whose default collector image is new) rolls
+/// every collector that does not pin `spec.image`; a pinned one stays, and so does one with
+/// `upgradeStrategy: none`, whose status says what it holds back. Events name the image change,
+/// not a config change. Config with deprecated names is accepted and reported in a condition.
+#[tokio::test]
+async fn operator_upgrade_rolls_unpinned_collectors_only() -> Result<()> {
+    let env = env().await?;
+    let (old, new, pinned) = (
+        "ghcr.io/kotel-dev/kotelcol:1.0.0-e2e",
+        "ghcr.io/kotel-dev/kotelcol:1.1.0-e2e",
+        "registry.example/own/kotelcol:0.9.0",
+    );
+    let start = |image: &str| {
+        Operator::start(
+            &env.install,
+            OperatorOptions {
+                collector_image: Some(image.to_string()),
+                ..OperatorOptions::default()
+            },
+        )
+    };
+    let mut op = start(old).await?;
+    let ns = TestNs::create(&env.client, "upgrade").await?;
+    // An old upstream config: the logging exporter with its loglevel.
+    let mut deprecated = otlp_config("1s");
+    deprecated["exporters"] = json!({"logging": {"loglevel": "info"}});
+    deprecated["service"]["pipelines"]["traces"]["exporters"] = json!(["logging"]);
+    let resources = [
+        ("follows", json!({})),
+        ("pinned", json!({"image": pinned})),
+        ("held", json!({"upgradeStrategy": "none"})),
+        ("legacy", json!({})),
+    ];
+    for (name, extra) in &resources {
+        let config = if *name == "legacy" {
+            deprecated.clone()
+        } else {
+            otlp_config("1s")
+        };
+        apply(&collector(name, &ns.name, config, extra.clone()))?;
+    }
+    for (name, _) in &resources {
+        let o = wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+        let want = if *name == "pinned" {
+            "0.9.0"
+        } else {
+            "1.0.0-e2e"
+        };
+        ensure!(
+            o.cr.data["status"]["version"] == want,
+            "{name}: status.version {} (want {want})",
+            o.cr.data["status"]["version"]
+        );
+    }
+    let legacy = observe(&env.client, &ns.name, "legacy").await?;
+    let note = legacy
+        .condition("ConfigDeprecated")
+        .context("no ConfigDeprecated condition on a config with the logging exporter")?;
+    ensure!(
+        note["status"] == "True"
+            && note["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("exporters.logging")),
+        "{note}"
+    );
+    ensure!(
+        observe(&env.client, &ns.name, "follows")
+            .await?
+            .condition("ConfigDeprecated")
+            .is_none(),
+        "a current config is reported deprecated"
+    );
+    let pinned_generation = kotel::daemon_set(&env.client, &ns.name, "pinned")
+        .await?
+        .and_then(|d| d.metadata.generation);
+
+    // The upgrade: the old operator stops, the new one starts.
+    op.kill()?;
+    let mut op = start(new).await?;
+    for name in ["follows", "legacy"] {
+        wait_for(
+            &format!("{name} rolled to {new}"),
+            READY_TIMEOUT,
+            || async {
+                let o = wait_ready(&env.client, &ns.name, name, env.nodes, Duration::ZERO).await?;
+                let image = collector_image(&env.client, &ns.name, name).await?;
+                Ok((image == new && o.cr.data["status"]["version"] == "1.1.0-e2e").then_some(()))
+            },
+        )
+        .await?;
+        let events = kotel::events_for(&env.client, &ns.name, name).await?;
+        let count = |reason: &str| {
+            events
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some(reason))
+                .count()
+        };
+        ensure!(
+            count("ImageChanged") == 1 && count("ConfigApplied") == 1,
+            "{name}: want one ConfigApplied (the first rollout) and one ImageChanged, got {:?}",
+            events.iter().map(|e| e.reason.clone()).collect::<Vec<_>>()
+        );
+    }
+    let held = wait_for(
+        "held reports the upgrade it holds back",
+        Duration::from_secs(30),
+        || async {
+            let o = observe(&env.client, &ns.name, "held").await?;
+            Ok(o.condition("UpgradeHeld").is_some().then_some(o))
+        },
+    )
+    .await?;
+    let c = held.condition("UpgradeHeld").expect("present");
+    ensure!(
+        c["status"] == "True"
+            && c["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(new) && m.contains(old)),
+        "{c}"
+    );
+    ensure!(
+        held.ready() == Some("True"),
+        "held is not Ready: {:?}",
+        held.condition("Ready")
+    );
+    ensure!(
+        collector_image(&env.client, &ns.name, "held").await? == old,
+        "held was rolled"
+    );
+    ensure!(held.cr.data["status"]["version"] == "1.0.0-e2e");
+    ensure!(collector_image(&env.client, &ns.name, "pinned").await? == pinned);
+    let now = kotel::daemon_set(&env.client, &ns.name, "pinned")
+        .await?
+        .and_then(|d| d.metadata.generation);
+    ensure!(
+        now == pinned_generation,
+        "the pinned DaemonSet was written: {pinned_generation:?} → {now:?}"
+    );
+
+    // `automatic` lets the held one roll.
+    kotel::patch_spec(
+        &env.client,
+        &ns.name,
+        "held",
+        json!({"upgradeStrategy": "automatic"}),
+    )
+    .await?;
+    wait_for("held rolls once automatic", READY_TIMEOUT, || async {
+        let o = wait_ready(&env.client, &ns.name, "held", env.nodes, Duration::ZERO).await?;
+        let image = collector_image(&env.client, &ns.name, "held").await?;
+        Ok((image == new && o.condition("UpgradeHeld").is_none()).then_some(()))
+    })
+    .await?;
+    op.check_running()?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// Issue 14: a rollout that cannot finish (pods that no node can take) is Stalled with
+/// ProgressDeadlineExceeded once the deadline passes, naming the pods; the earlier config's
+/// ConfigMap is still there, and reverting the change recovers.
+#[tokio::test]
+async fn a_rollout_past_its_deadline_stalls_and_reverting_recovers() -> Result<()> {
+    let env = env().await?;
+    let mut op = Operator::start(
+        &env.install,
+        OperatorOptions {
+            progress_deadline_secs: Some(15),
+            ..OperatorOptions::default()
+        },
+    )
+    .await?;
+    let ns = TestNs::create(&env.client, "deadline").await?;
+    let name = "deadline";
+    apply(&collector(name, &ns.name, otlp_config("1s"), json!({})))?;
+    let o = wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+    let good_cm = o.pod_config_maps(name)[0].clone().expect("mounted config");
+    // No node has a thousand CPUs: the new pods stay Pending.
+    kotel::patch_spec(
+        &env.client,
+        &ns.name,
+        name,
+        json!({"resources": {"requests": {"cpu": "1000"}},
+               "config": {"processors": {"batch": {"timeout": "2s"}}}}),
+    )
+    .await?;
+    let stalled = wait_for(
+        "Stalled after the deadline",
+        Duration::from_secs(90),
+        || async {
+            let o = observe(&env.client, &ns.name, name).await?;
+            let stalled = o.condition("Stalled").cloned().unwrap_or_default();
+            Ok((stalled["status"] == "True" && o.observed_current_generation()).then_some(stalled))
+        },
+    )
+    .await?;
+    ensure!(stalled["reason"] == "ProgressDeadlineExceeded", "{stalled}");
+    let message = stalled["message"].as_str().unwrap_or_default();
+    ensure!(message.contains("within 15s"), "{message}");
+    let cms = kotel::config_maps(&env.client, &ns.name, name).await?;
+    ensure!(
+        cms.contains(&good_cm),
+        "the last good ConfigMap {good_cm} is gone: {cms:?}"
+    );
+    let reconciling = observe(&env.client, &ns.name, name).await?;
+    ensure!(
+        reconciling
+            .condition("Reconciling")
+            .is_some_and(|c| c["status"] == "False"),
+        "kstatus would say InProgress, not Failed"
+    );
+
+    // The revert: the earlier spec, the earlier ConfigMap.
+    kotel::patch_spec(
+        &env.client,
+        &ns.name,
+        name,
+        json!({"resources": null, "config": {"processors": {"batch": {"timeout": "1s"}}}}),
+    )
+    .await?;
+    let o = wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+    ensure!(o.pod_config_maps(name)[0].as_deref() == Some(good_cm.as_str()));
+    ensure!(
+        o.condition("Stalled")
+            .is_some_and(|c| c["status"] == "False")
+    );
+    op.check_running()?;
+    ns.cleanup().await?;
     Ok(())
 }

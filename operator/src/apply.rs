@@ -17,7 +17,7 @@ use serde_json::Value;
 use tracing::{debug, info};
 
 use crate::build::Children;
-use crate::names::{LABEL_MANAGED_BY, MANAGER, Names};
+use crate::names::{CONFIG_HASH_ANNOTATION, CONTAINER, LABEL_MANAGED_BY, MANAGER, Names};
 use crate::quantity;
 use crate::validate::Validated;
 
@@ -59,8 +59,48 @@ pub struct Applied {
     pub writes: usize,
     /// The DaemonSet as the cluster has it after the apply (for status).
     pub daemon_set: Option<DaemonSet>,
-    /// Whether a new ConfigMap (a new config) was written.
-    pub new_config: bool,
+    /// What the collector pods start with now, where it differs from what they ran before (the
+    /// DaemonSet's pod template as it was): events name only what changed.
+    pub changed: Changed,
+}
+
+/// What a DaemonSet write changed for the pods: their config, their image (from → to).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub config: bool,
+    pub image: Option<(String, String)>,
+}
+
+/// Compares the pod template before and after: a first DaemonSet has a new config and no earlier
+/// image.
+fn changed(before: Option<&DaemonSet>, after: &DaemonSet) -> Changed {
+    let hash = |ds: &DaemonSet| {
+        ds.spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(CONFIG_HASH_ANNOTATION).cloned())
+    };
+    let image = |ds: &DaemonSet| {
+        ds.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers.iter().find(|c| c.name == CONTAINER))
+            .and_then(|c| c.image.clone())
+    };
+    let Some(before) = before else {
+        return Changed {
+            config: true,
+            image: None,
+        };
+    };
+    Changed {
+        config: hash(before) != hash(after),
+        image: match (image(before), image(after)) {
+            (Some(b), Some(a)) if a != b => Some((b, a)),
+            _ => None,
+        },
+    }
 }
 
 /// Whether every field of `desired` is already present, with the same value, in `observed`.
@@ -117,8 +157,9 @@ fn comparable<K: Serialize>(obj: &K) -> Value {
 }
 
 /// Reads one object and applies `desired` only when it differs. Returns the object as the
-/// cluster has it, and whether it was written.
-async fn ensure<K>(api: &Api<K>, desired: &K) -> Result<(K, bool), ApplyError>
+/// cluster has it and, when it was written, as it was before (`Some(None)`: created).
+#[allow(clippy::type_complexity)]
+async fn ensure<K>(api: &Api<K>, desired: &K) -> Result<(K, Option<Option<K>>), ApplyError>
 where
     K: Resource<DynamicType = ()>
         + k8s_openapi::Resource
@@ -135,19 +176,19 @@ where
         source,
     };
     let observed = api.get_opt(&name).await.map_err(|e| err("get", e))?;
-    if let Some(observed) = observed
-        && is_subset(&comparable(desired), &comparable(&observed))
+    if let Some(observed) = observed.as_ref()
+        && is_subset(&comparable(desired), &comparable(observed))
     {
         debug!(kind = kind_of::<K>(), %name, "up to date");
-        return Ok((observed, false));
+        return Ok((observed.clone(), None));
     }
     let params = PatchParams::apply(MANAGER).force();
     let applied = api
         .patch(&name, &params, &Patch::Apply(desired))
         .await
         .map_err(|e| err("apply", e))?;
-    info!(kind = kind_of::<K>(), %name, "applied");
-    Ok((applied, true))
+    info!(kind = kind_of::<K>(), %name, created = observed.is_none(), "applied");
+    Ok((applied, Some(observed)))
 }
 
 /// Deletes `name` if it exists and carries our `managed-by` label (never someone else's object).
@@ -193,8 +234,8 @@ where
 {
     match desired {
         Some(d) => {
-            let (obj, wrote) = ensure(api, d).await?;
-            applied.writes += usize::from(wrote);
+            let (obj, before) = ensure(api, d).await?;
+            applied.writes += usize::from(before.is_some());
             Ok(Some(obj))
         }
         None => {
@@ -224,9 +265,8 @@ pub async fn apply(client: &Client, v: &Validated, c: &Children) -> Result<Appli
     .await?;
 
     let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let (_, wrote) = ensure(&cm_api, &c.config_map).await?;
-    applied.writes += usize::from(wrote);
-    applied.new_config = wrote;
+    let (_, before) = ensure(&cm_api, &c.config_map).await?;
+    applied.writes += usize::from(before.is_some());
 
     let cr_api: Api<ClusterRole> = Api::all(client.clone());
     ensure_or_remove(
@@ -262,8 +302,11 @@ pub async fn apply(client: &Client, v: &Validated, c: &Children) -> Result<Appli
     .await?;
 
     let ds_api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
-    let (ds, wrote) = ensure(&ds_api, &c.daemon_set).await?;
-    applied.writes += usize::from(wrote);
+    let (ds, before) = ensure(&ds_api, &c.daemon_set).await?;
+    if let Some(before) = before {
+        applied.writes += 1;
+        applied.changed = changed(before.as_ref(), &ds);
+    }
     applied.daemon_set = Some(ds);
 
     applied.writes += prune_config_maps(
@@ -442,5 +485,42 @@ mod tests {
         assert!(is_subset(&desired, &stored));
         let changed = comparable(&json!({"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}));
         assert!(!is_subset(&desired, &changed));
+    }
+
+    /// Issue 14: events name what changed for the pods; an image-only change is not a config.
+    #[test]
+    fn changed_tells_config_from_image() {
+        let ds = |hash: &str, image: &str| -> DaemonSet {
+            serde_json::from_value(json!({"spec": {"selector": {}, "template": {
+                "metadata": {"annotations": {CONFIG_HASH_ANNOTATION: hash}},
+                "spec": {"containers": [{"name": "sidecar", "image": "other:1"},
+                                        {"name": CONTAINER, "image": image}]}}}}))
+            .unwrap()
+        };
+        assert_eq!(
+            changed(None, &ds("a", "c:1")),
+            Changed {
+                config: true,
+                image: None
+            }
+        );
+        assert_eq!(
+            changed(Some(&ds("a", "c:1")), &ds("a", "c:2")),
+            Changed {
+                config: false,
+                image: Some(("c:1".into(), "c:2".into()))
+            }
+        );
+        assert_eq!(
+            changed(Some(&ds("a", "c:1")), &ds("b", "c:1")),
+            Changed {
+                config: true,
+                image: None
+            }
+        );
+        assert_eq!(
+            changed(Some(&ds("a", "c:1")), &ds("a", "c:1")),
+            Changed::default()
+        );
     }
 }

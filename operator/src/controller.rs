@@ -161,7 +161,9 @@ async fn reconcile_inner(
         return Ok(("deleted", Action::await_change()));
     }
     if cr.spec.management_state == ManagementState::Unmanaged {
+        // Status still follows the generation, so GitOps tools see the edit was observed.
         debug!(collector = %key(cr), "unmanaged: nothing to do");
+        write_status(cr, ctx, &Outcome::Unmanaged).await?;
         return Ok(("unmanaged", Action::await_change()));
     }
 
@@ -202,18 +204,14 @@ async fn reconcile_inner(
     if children.cluster_role.is_none() && has_finalizer(cr) {
         set_finalizer(cr, ctx, false).await?;
     }
-    if applied.new_config {
-        publish(
-            ctx,
-            cr,
-            EventType::Normal,
-            "ConfigApplied",
-            format!(
-                "collector config {} rolled out",
-                validated.names.config_map(&validated.config_hash)
-            ),
-        )
-        .await;
+    if applied.changed.config {
+        let config_map = validated.names.config_map(&validated.config_hash);
+        let note = format!("collector config {config_map} applied; the pods roll to it");
+        publish(ctx, cr, EventType::Normal, "ConfigApplied", note).await;
+    }
+    if let Some((from, to)) = &applied.changed.image {
+        let note = format!("collector image {from} → {to}; the pods roll to it");
+        publish(ctx, cr, EventType::Normal, "ImageChanged", note).await;
     }
     let complete = applied
         .daemon_set
@@ -230,6 +228,7 @@ async fn reconcile_inner(
         validated: &validated,
         daemon_set: applied.daemon_set.as_ref(),
         problems: &problems,
+        progress_deadline: ctx.defaults.progress_deadline,
     };
     write_status(cr, ctx, &outcome).await?;
     debug!(collector = %key(cr), writes = applied.writes, "reconciled");
@@ -316,16 +315,17 @@ async fn set_finalizer(
     });
     let api: Api<OpenTelemetryCollector> =
         Api::namespaced(ctx.client.clone(), &cr.namespace().unwrap_or_default());
-    api.patch(
-        &cr.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|source| Error::Finalizer {
-        name: key(cr),
-        source,
-    })?;
+    // Under the operator's own field manager (the default would record it as `unknown`).
+    let params = PatchParams {
+        field_manager: Some(MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    api.patch(&cr.name_any(), &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|source| Error::Finalizer {
+            name: key(cr),
+            source,
+        })?;
     Ok(())
 }
 

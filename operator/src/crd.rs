@@ -440,7 +440,7 @@ pub enum ManagementState {
     /// The operator creates, updates and prunes the collector's objects.
     #[default]
     Managed,
-    /// The operator touches nothing (not even status) until set back to managed.
+    /// The operator changes no child object until set back to managed; status says so.
     Unmanaged,
 }
 

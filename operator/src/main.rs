@@ -51,6 +51,10 @@ struct RunArgs {
     /// Collector image for resources without spec.image.
     #[arg(long, env = "COLLECTOR_IMAGE")]
     collector_image: Option<String>,
+    /// Seconds a collector rollout may take before its resource is reported Stalled
+    /// (ProgressDeadlineExceeded); a Deployment's default.
+    #[arg(long, env = "PROGRESS_DEADLINE_SECONDS", default_value_t = 600)]
+    progress_deadline_seconds: u64,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
     log_format: LogFormat,
@@ -78,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
                 lease_name: a.lease_name,
                 identity: a.identity,
                 collector_image: a.collector_image,
+                progress_deadline: std::time::Duration::from_secs(a.progress_deadline_seconds),
             })
             .await?;
             Ok(())

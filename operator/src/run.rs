@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub lease_name: String,
     pub identity: Option<String>,
     pub collector_image: Option<String>,
+    /// How long a rollout may take before it is reported as Stalled.
+    pub progress_deadline: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +112,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
 
     let mut defaults = OperatorDefaults {
         kubelet_pods: KubeletPodsResource::for_minor_version(minor),
+        progress_deadline: opts.progress_deadline,
         ..OperatorDefaults::default()
     };
     if let Some(image) = opts.collector_image.filter(|i| !i.is_empty()) {

@@ -5,6 +5,8 @@
 //! `Ready` is True only when the DaemonSet rollout is complete; `Reconciling` (True while work is
 //! pending) and `Stalled` (True when only an edit can help) are kstatus's abnormal-true pair.
 
+use std::time::Duration;
+
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -23,6 +25,14 @@ pub const REASON_ERROR: &str = "ReconcileError";
 /// Ready=False and Stalled=True: pods fail in a way only a change can end (crash loop, image,
 /// mount, container config).
 pub const REASON_PODS_FAILING: &str = "PodsFailing";
+/// Ready=False and Stalled=True: the rollout of this generation did not finish in time.
+pub const REASON_DEADLINE: &str = "ProgressDeadlineExceeded";
+/// Every condition while `managementState` is unmanaged: the operator changes nothing.
+pub const REASON_UNMANAGED: &str = "Unmanaged";
+/// Condition (only while True): `upgradeStrategy: none` keeps an image older than the operator's.
+pub const UPGRADE_HELD: &str = "UpgradeHeld";
+/// Condition (only while True): the config uses names upstream deprecated or renamed.
+pub const CONFIG_DEPRECATED: &str = "ConfigDeprecated";
 /// How many failing pods a condition message names.
 const PROBLEMS_NAMED: usize = 3;
 
@@ -34,7 +44,11 @@ pub enum Outcome<'a> {
         daemon_set: Option<&'a DaemonSet>,
         /// Collector pods that are not ready, and why (empty when the rollout is complete).
         problems: &'a [PodProblem],
+        /// How long a rollout may take before it is reported as Stalled.
+        progress_deadline: Duration,
     },
+    /// `managementState: unmanaged`: nothing was looked at or changed.
+    Unmanaged,
     /// Bad input; nothing was changed. `running`: a collector of an earlier spec still runs.
     Invalid {
         invalid: &'a InvalidSpec,
@@ -88,7 +102,9 @@ pub fn rollout(ds: &DaemonSet) -> Rollout {
 }
 
 /// The status to write. Keeps `lastTransitionTime` of conditions whose status did not change,
-/// so an unchanged outcome yields an identical status (and no write).
+/// so an unchanged outcome yields an identical status (and no write). Reconciling's
+/// `lastTransitionTime` is when the rollout of the current generation began: the progress
+/// deadline counts from it.
 pub fn desired_status(
     current: Option<&OpenTelemetryCollectorStatus>,
     generation: Option<i64>,
@@ -97,14 +113,20 @@ pub fn desired_status(
 ) -> OpenTelemetryCollectorStatus {
     let mut status = current.cloned().unwrap_or_default();
     status.observed_generation = generation;
+    let old = std::mem::take(&mut status.conditions);
+    let find = |type_: &str| old.iter().find(|c| c.type_ == type_);
+    // Conditions besides the kstatus three: rebuilt from a spec that was applied, kept otherwise.
+    let mut extra: Vec<Condition> = Vec::new();
     let (ready, reconciling, stalled) = match outcome {
         Outcome::Applied {
             validated,
             daemon_set,
             problems,
+            progress_deadline,
         } => {
             status.version = Some(validated.version.clone());
             status.image = Some(validated.image.clone());
+            extra = notices(validated);
             let r = daemon_set.map(rollout);
             status.scale = Some(ScaleStatus {
                 selector: Some(validated.names.selector_string()),
@@ -126,21 +148,43 @@ pub fn desired_status(
                     if !problems.is_empty() {
                         msg = format!("{msg}: {}", diagnose::summary(problems, PROBLEMS_NAMED));
                     }
-                    if problems.iter().any(|p| p.stuck) {
-                        (
-                            cond(READY, false, REASON_PODS_FAILING, &msg),
-                            cond(RECONCILING, false, REASON_PODS_FAILING, &msg),
-                            cond(STALLED, true, REASON_PODS_FAILING, &msg),
-                        )
+                    let overdue = deadline_passed(&old, generation, &now, *progress_deadline);
+                    let stuck_reason = if problems.iter().any(|p| p.stuck) {
+                        Some(REASON_PODS_FAILING)
+                    } else if overdue {
+                        msg = format!(
+                            "the rollout did not finish within {}s: {msg}; the earlier config's ConfigMap is kept, so reverting the change rolls back",
+                            progress_deadline.as_secs()
+                        );
+                        Some(REASON_DEADLINE)
                     } else {
-                        (
+                        None
+                    };
+                    match stuck_reason {
+                        Some(reason) => (
+                            cond(READY, false, reason, &msg),
+                            cond(RECONCILING, false, reason, &msg),
+                            cond(STALLED, true, reason, &msg),
+                        ),
+                        None => (
                             cond(READY, false, REASON_ROLLOUT, &msg),
                             cond(RECONCILING, true, REASON_ROLLOUT, &msg),
                             cond(STALLED, false, REASON_ROLLOUT, &msg),
-                        )
+                        ),
                     }
                 }
             }
+        }
+        Outcome::Unmanaged => {
+            let msg = "managementState is unmanaged: the operator changes nothing of this collector, which runs as it was left";
+            // Ready keeps its state: the collector runs (or not) as before.
+            let mut ready = cond(READY, false, REASON_UNMANAGED, msg);
+            ready.status = find(READY).map_or("Unknown".to_string(), |c| c.status.clone());
+            (
+                ready,
+                cond(RECONCILING, false, REASON_UNMANAGED, msg),
+                cond(STALLED, false, REASON_UNMANAGED, msg),
+            )
         }
         Outcome::Invalid {
             invalid: e,
@@ -167,19 +211,77 @@ pub fn desired_status(
             cond(STALLED, false, REASON_ERROR, msg),
         ),
     };
-    let old = std::mem::take(&mut status.conditions);
-    status.conditions = [ready, reconciling, stalled]
+    let kept: Vec<Condition> = if matches!(outcome, Outcome::Applied { .. }) {
+        Vec::new()
+    } else {
+        old.iter()
+            .filter(|c| ![READY, RECONCILING, STALLED].contains(&c.type_.as_str()))
+            .cloned()
+            .collect()
+    };
+    let fresh = [ready, reconciling, stalled]
         .into_iter()
+        .chain(extra)
         .map(|mut c| {
             c.observed_generation = generation;
             c.last_transition_time = old
                 .iter()
-                .find(|o| o.type_ == c.type_ && o.status == c.status)
+                .find(|o| o.type_ == c.type_ && o.status == c.status && !new_rollout(o, &c))
                 .map_or_else(|| now.clone(), |o| o.last_transition_time.clone());
             c
         })
-        .collect();
+        .collect::<Vec<_>>();
+    status.conditions = fresh.into_iter().chain(kept).collect();
     status
+}
+
+/// A Reconciling=True for another generation than the one before: a new rollout began.
+fn new_rollout(old: &Condition, new: &Condition) -> bool {
+    new.type_ == RECONCILING
+        && new.status == "True"
+        && old.observed_generation != new.observed_generation
+}
+
+/// Whether the rollout of `generation` has been under way for longer than `deadline` (or was
+/// already reported overdue: it stays so until it completes or the spec changes).
+fn deadline_passed(
+    old: &[Condition],
+    generation: Option<i64>,
+    now: &Time,
+    deadline: Duration,
+) -> bool {
+    let this = |c: &&Condition| c.observed_generation == generation && c.status == "True";
+    let overdue = old
+        .iter()
+        .filter(this)
+        .any(|c| c.type_ == STALLED && c.reason == REASON_DEADLINE);
+    let started = old
+        .iter()
+        .filter(this)
+        .find(|c| c.type_ == RECONCILING && c.reason == REASON_ROLLOUT)
+        .map(|c| c.last_transition_time.0.as_second());
+    let limit = i64::try_from(deadline.as_secs()).unwrap_or(i64::MAX);
+    overdue || started.is_some_and(|t| now.0.as_second().saturating_sub(t) >= limit)
+}
+
+/// The informational conditions of an applied spec (present only while True).
+fn notices(v: &Validated) -> Vec<Condition> {
+    let mut out = Vec::new();
+    if let Some(offered) = &v.held_upgrade {
+        let msg = format!(
+            "upgradeStrategy is none: the collectors keep {}; this operator ships {offered} (set upgradeStrategy: automatic, or spec.image, to roll)",
+            v.image
+        );
+        out.push(cond(UPGRADE_HELD, true, "UpgradeStrategyNone", &msg));
+    }
+    if !v.deprecations.is_empty() {
+        let msg = format!(
+            "the config uses deprecated names, accepted as their replacements (the spec is left as written): {}",
+            v.deprecations.join("; ")
+        );
+        out.push(cond(CONFIG_DEPRECATED, true, "DeprecatedConfig", &msg));
+    }
+    out
 }
 
 fn cond(type_: &str, status: bool, reason: &str, message: &str) -> Condition {
@@ -276,5 +378,160 @@ mod tests {
             "{}",
             ready.message
         );
+    }
+
+    fn validated(config_extra: serde_json::Value) -> Validated {
+        let mut config = serde_json::json!({
+            "receivers": {"otlp": {"protocols": {"grpc": {}}}},
+            "exporters": {"debug": {}},
+            "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["debug"]}}}
+        });
+        if let serde_json::Value::Object(extra) = config_extra {
+            for (k, v) in extra {
+                config[k] = v;
+            }
+        }
+        let cr: crate::crd::OpenTelemetryCollector = serde_json::from_value(serde_json::json!({
+            "apiVersion": "opentelemetry.io/v1beta1",
+            "kind": "OpenTelemetryCollector",
+            "metadata": {"name": "agent", "namespace": "obs", "uid": "u1", "generation": 1},
+            "spec": {"mode": "daemonset", "config": config},
+        }))
+        .unwrap();
+        crate::validate::validate(&cr, &Default::default()).expect("valid")
+    }
+
+    fn at(second: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(second).unwrap())
+    }
+
+    fn by<'a>(s: &'a OpenTelemetryCollectorStatus, t: &str) -> &'a Condition {
+        s.conditions.iter().find(|c| c.type_ == t).unwrap()
+    }
+
+    /// Issue 14: a rollout that does not finish within the deadline is Stalled, counted from
+    /// when the rollout of this generation began; a new generation starts the clock again.
+    #[test]
+    fn a_rollout_over_its_deadline_is_stalled_until_the_spec_changes() {
+        let v = validated(serde_json::json!({}));
+        let rolling = ds(1, 1, 1, 0, 0);
+        let applied = Outcome::Applied {
+            validated: &v,
+            daemon_set: Some(&rolling),
+            problems: &[],
+            progress_deadline: Duration::from_secs(600),
+        };
+        let s = desired_status(None, Some(1), &applied, at(1000));
+        assert_eq!(by(&s, RECONCILING).status, "True");
+        let s = desired_status(Some(&s), Some(1), &applied, at(1599));
+        assert_eq!(by(&s, STALLED).status, "False", "still inside the deadline");
+        let s = desired_status(Some(&s), Some(1), &applied, at(1600));
+        assert_eq!(by(&s, STALLED).status, "True");
+        assert_eq!(by(&s, STALLED).reason, REASON_DEADLINE);
+        assert_eq!(
+            by(&s, RECONCILING).status,
+            "False",
+            "kstatus: Failed, not InProgress"
+        );
+        assert!(
+            by(&s, READY).message.contains("within 600s"),
+            "{}",
+            by(&s, READY).message
+        );
+        // Stays overdue on later looks at the same generation.
+        let s = desired_status(Some(&s), Some(1), &applied, at(1700));
+        assert_eq!(by(&s, STALLED).reason, REASON_DEADLINE);
+        // An edit (generation 2) starts a new rollout and a new clock.
+        let s = desired_status(Some(&s), Some(2), &applied, at(1800));
+        assert_eq!(by(&s, RECONCILING).status, "True");
+        assert_eq!(by(&s, RECONCILING).last_transition_time, at(1800));
+        let s = desired_status(Some(&s), Some(2), &applied, at(2399));
+        assert_eq!(by(&s, STALLED).status, "False");
+        // It completes: Ready.
+        let done = ds(1, 1, 1, 1, 1);
+        let complete = Outcome::Applied {
+            validated: &v,
+            daemon_set: Some(&done),
+            problems: &[],
+            progress_deadline: Duration::from_secs(600),
+        };
+        let s = desired_status(Some(&s), Some(2), &complete, at(2500));
+        assert_eq!(by(&s, READY).status, "True");
+        assert_eq!(by(&s, STALLED).status, "False");
+    }
+
+    /// Issue 14: unmanaged still observes the generation (Flux would wait forever otherwise),
+    /// keeps Ready's state, and is neither reconciling nor stalled.
+    #[test]
+    fn unmanaged_follows_the_generation_and_keeps_ready() {
+        let v = validated(serde_json::json!({}));
+        let done = ds(1, 1, 1, 1, 1);
+        let complete = Outcome::Applied {
+            validated: &v,
+            daemon_set: Some(&done),
+            problems: &[],
+            progress_deadline: Duration::from_secs(600),
+        };
+        let s = desired_status(None, Some(1), &complete, at(1000));
+        let u = desired_status(Some(&s), Some(2), &Outcome::Unmanaged, at(2000));
+        assert_eq!(u.observed_generation, Some(2));
+        assert_eq!(by(&u, READY).status, "True");
+        assert_eq!(by(&u, READY).reason, REASON_UNMANAGED);
+        assert_eq!(
+            by(&u, READY).last_transition_time,
+            at(1000),
+            "Ready did not change"
+        );
+        assert_eq!(by(&u, RECONCILING).status, "False");
+        assert_eq!(by(&u, STALLED).status, "False");
+        assert!(
+            u.conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(2))
+        );
+        assert_eq!(u.version, s.version, "what runs is unchanged");
+        // Nothing before: Ready is Unknown.
+        let fresh = desired_status(None, Some(1), &Outcome::Unmanaged, at(1000));
+        assert_eq!(by(&fresh, READY).status, "Unknown");
+        // Steady: no write.
+        assert_eq!(
+            desired_status(Some(&u), Some(2), &Outcome::Unmanaged, at(3000)),
+            u
+        );
+    }
+
+    #[test]
+    fn notices_appear_while_true_and_survive_a_refused_edit() {
+        let v = validated(serde_json::json!({"exporters": {"logging": {}},
+            "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["logging"]}}}}));
+        let done = ds(1, 1, 1, 1, 1);
+        let applied = Outcome::Applied {
+            validated: &v,
+            daemon_set: Some(&done),
+            problems: &[],
+            progress_deadline: Duration::from_secs(600),
+        };
+        let s = desired_status(None, Some(1), &applied, at(1000));
+        let d = by(&s, CONFIG_DEPRECATED);
+        assert_eq!(d.status, "True");
+        assert!(d.message.contains("exporters.logging"), "{}", d.message);
+        assert!(s.conditions.iter().all(|c| c.type_ != UPGRADE_HELD));
+        let e = InvalidSpec::new(crate::validate::InvalidReason::InvalidConfig, "bad");
+        let refused = Outcome::Invalid {
+            invalid: &e,
+            running: true,
+        };
+        let r = desired_status(Some(&s), Some(2), &refused, at(2000));
+        assert_eq!(by(&r, CONFIG_DEPRECATED), d, "describes what still runs");
+        // Fixed: gone.
+        let clean = validated(serde_json::json!({}));
+        let applied = Outcome::Applied {
+            validated: &clean,
+            daemon_set: Some(&done),
+            problems: &[],
+            progress_deadline: Duration::from_secs(600),
+        };
+        let c = desired_status(Some(&r), Some(3), &applied, at(3000));
+        assert!(c.conditions.iter().all(|c| c.type_ != CONFIG_DEPRECATED));
     }
 }

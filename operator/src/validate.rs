@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::crd::{Mode, OpenTelemetryCollector, OpenTelemetryCollectorSpec};
+use crate::crd::{Mode, OpenTelemetryCollector, OpenTelemetryCollectorSpec, UpgradeStrategy};
 use crate::facts::{ConfigFacts, facts};
 use crate::names::{CONFIG_DIR, CONFIG_VOLUME, Names};
 use crate::rbac::{KubeletPodsResource, rules_for};
@@ -25,6 +25,8 @@ pub struct OperatorDefaults {
     /// The operator's version (its default image carries the same tag).
     pub version: String,
     pub kubelet_pods: KubeletPodsResource,
+    /// How long a rollout may take before it is reported as Stalled.
+    pub progress_deadline: std::time::Duration,
 }
 
 impl Default for OperatorDefaults {
@@ -34,6 +36,7 @@ impl Default for OperatorDefaults {
             image: format!("ghcr.io/kotel-dev/kotelcol:{version}"),
             version,
             kubelet_pods: KubeletPodsResource::default(),
+            progress_deadline: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -61,6 +64,10 @@ pub struct Validated {
     pub owns_service_account: bool,
     /// ConfigMaps kept besides the current one.
     pub config_versions: usize,
+    /// The operator's image, when `upgradeStrategy: none` keeps the collectors on another.
+    pub held_upgrade: Option<String>,
+    /// Deprecated config names in use, each with its replacement.
+    pub deprecations: Vec<String>,
 }
 
 /// Why a resource cannot be rolled out; the reason is the status condition's `reason`.
@@ -175,11 +182,8 @@ pub fn validate(
         _ => (names.collector(), true),
     };
 
-    let image = spec
-        .image
-        .clone()
-        .filter(|i| !i.is_empty())
-        .unwrap_or_else(|| defaults.image.clone());
+    let running = cr.status.as_ref().and_then(|s| s.image.as_deref());
+    let (image, held_upgrade) = choose_image(spec, running, &defaults.image);
     Ok(Validated {
         uid: cr.uid().unwrap_or_default(),
         labels: cr.labels().clone(),
@@ -192,9 +196,33 @@ pub fn validate(
         service_account,
         owns_service_account,
         config_versions: spec.config_versions.unwrap_or(3).max(1) as usize,
+        held_upgrade,
+        deprecations: typed.deprecations().to_vec(),
         spec: spec.clone(),
         names,
     })
+}
+
+/// The collector image, and the operator's own when it is held back. `spec.image` pins it;
+/// otherwise the operator's image, so an operator upgrade rolls the collectors
+/// (`upgradeStrategy: automatic`), unless `upgradeStrategy: none`, which keeps the image the
+/// collectors already run (`running`, from status).
+fn choose_image(
+    spec: &OpenTelemetryCollectorSpec,
+    running: Option<&str>,
+    operators: &str,
+) -> (String, Option<String>) {
+    if let Some(pinned) = spec.image.as_deref().filter(|i| !i.is_empty()) {
+        return (pinned.to_string(), None);
+    }
+    match (spec.upgrade_strategy, running) {
+        (Some(UpgradeStrategy::None), Some(running))
+            if !running.is_empty() && running != operators =>
+        {
+            (running.to_string(), Some(operators.to_string()))
+        }
+        _ => (operators.to_string(), None),
+    }
 }
 
 /// The config volume and its mount path are the operator's. Host directories are not: a user's
@@ -368,6 +396,81 @@ mod tests {
 
     fn invalid(mode: &str, config: Value) -> InvalidSpec {
         validate(&cr(mode, config), &OperatorDefaults::default()).expect_err("invalid")
+    }
+
+    /// Issue 14: an unpinned resource follows the operator's image unless `upgradeStrategy:
+    /// none`, which keeps what status says the collectors run and says what it holds back.
+    #[test]
+    fn upgrade_strategy_decides_whether_unpinned_collectors_follow_the_operator() {
+        let defaults = OperatorDefaults {
+            image: "kotelcol:2.0.0".into(),
+            ..OperatorDefaults::default()
+        };
+        let with = |strategy: Option<&str>, image: Option<&str>, running: Option<&str>| {
+            let mut r = cr("daemonset", good_config());
+            r.spec.upgrade_strategy = strategy.map(|s| serde_json::from_value(json!(s)).unwrap());
+            r.spec.image = image.map(str::to_string);
+            r.status = running.map(|i| crate::crd::OpenTelemetryCollectorStatus {
+                image: Some(i.to_string()),
+                ..Default::default()
+            });
+            let v = validate(&r, &defaults).expect("valid");
+            (v.image, v.version, v.held_upgrade)
+        };
+        let follows = ("kotelcol:2.0.0".to_string(), "2.0.0".to_string(), None);
+        assert_eq!(with(None, None, Some("kotelcol:1.0.0")), follows);
+        assert_eq!(
+            with(Some("automatic"), None, Some("kotelcol:1.0.0")),
+            follows
+        );
+        assert_eq!(
+            with(Some("none"), None, Some("kotelcol:1.0.0")),
+            (
+                "kotelcol:1.0.0".to_string(),
+                "1.0.0".to_string(),
+                Some("kotelcol:2.0.0".to_string())
+            )
+        );
+        // A new resource has nothing to keep; one already on the operator's image holds nothing.
+        assert_eq!(with(Some("none"), None, None), follows);
+        assert_eq!(with(Some("none"), None, Some("kotelcol:2.0.0")), follows);
+        // A pinned image wins whatever the strategy.
+        assert_eq!(
+            with(Some("none"), Some("mine:3"), Some("kotelcol:1.0.0")),
+            ("mine:3".to_string(), "3".to_string(), None)
+        );
+    }
+
+    #[test]
+    fn deprecated_config_names_are_accepted_and_listed() {
+        let config = json!({
+            "receivers": {"otlp": {"protocols": {"grpc": {}}}},
+            "exporters": {"logging": {"loglevel": "info"}},
+            "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["logging"]}}}
+        });
+        let v = validate(&cr("daemonset", config), &OperatorDefaults::default()).expect("valid");
+        assert_eq!(v.deprecations.len(), 2, "{:?}", v.deprecations);
+        assert!(
+            v.deprecations[0].starts_with("exporters.logging"),
+            "{:?}",
+            v.deprecations
+        );
+        // The spec is rendered as written: the collector reads the old names itself.
+        assert!(
+            v.config_yaml.contains("loglevel: info"),
+            "{}",
+            v.config_yaml
+        );
+        let current = validate(
+            &cr("daemonset", good_config()),
+            &OperatorDefaults::default(),
+        )
+        .expect("valid");
+        assert!(
+            current.deprecations.is_empty(),
+            "{:?}",
+            current.deprecations
+        );
     }
 
     #[test]

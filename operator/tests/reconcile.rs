@@ -37,6 +37,7 @@ fn context(fake: &Arc<Fake>) -> Arc<Context> {
             image: "ghcr.io/kotel-dev/kotelcol:0.0.0-test".into(),
             version: "0.0.0-test".into(),
             kubelet_pods: KubeletPodsResource::NodesPods,
+            ..OperatorDefaults::default()
         },
         recorder,
         Arc::new(Metrics::default()),
@@ -316,6 +317,17 @@ async fn unmanaged_touches_nothing() {
         reconcile_stored(&fake, &ctx, &path).await,
         Action::await_change()
     );
+    // Only status, so GitOps tools see the generation observed; no child is read or written.
+    let calls: Vec<String> = fake
+        .take_calls()
+        .iter()
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect();
+    assert_eq!(calls, vec![format!("PATCH {CR_PATH}/otlp/status")]);
+    let (state, reason, _) = ready_condition(&fake, &path);
+    assert_eq!((state.as_str(), reason.as_str()), ("Unknown", "Unmanaged"));
+    // Steady: nothing at all.
+    reconcile_stored(&fake, &ctx, &path).await;
     assert_eq!(fake.take_calls(), Vec::new());
 }
 

@@ -28,6 +28,7 @@ fn defaults() -> OperatorDefaults {
         image: "ghcr.io/kotel-dev/kotelcol:0.0.0-test".to_string(),
         version: "0.0.0-test".to_string(),
         kubelet_pods: KubeletPodsResource::NodesPods,
+        ..OperatorDefaults::default()
     }
 }
 

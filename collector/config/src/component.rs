@@ -67,12 +67,14 @@ const CATALOGUE: &[(ComponentKind, &str, &[&str], &[Signal])] = &[
     (
         ComponentKind::Processor,
         "k8sattributes",
-        &["k8s_attributes"],
+        // `k8s_tagger`: the name before contrib v0.37.0 (see `deprecated`).
+        &["k8s_attributes", "k8s_tagger"],
         ALL,
     ),
     (ComponentKind::Exporter, "otlp", &["otlp_grpc"], ALL),
     (ComponentKind::Exporter, "otlphttp", &["otlp_http"], ALL),
-    (ComponentKind::Exporter, "debug", &[], ALL),
+    // `logging`: the name before upstream v0.86.0 (see `deprecated`).
+    (ComponentKind::Exporter, "debug", &["logging"], ALL),
     (
         ComponentKind::Extension,
         "health_check",

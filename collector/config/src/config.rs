@@ -21,6 +21,9 @@ pub struct Config {
     pub exporters: BTreeMap<ComponentId, ExporterConfig>,
     pub extensions: BTreeMap<ComponentId, ExtensionConfig>,
     pub service: Service,
+    /// Names upstream deprecated or renamed that the config used, each read as its
+    /// replacement: one message per use, with the replacement.
+    pub deprecations: Vec<String>,
 }
 
 /// A port a receiver listens on, for container ports and Services.
@@ -64,6 +67,11 @@ const TOP_LEVEL: &[&str] = &[
 ];
 
 impl Config {
+    /// See [`Config::deprecations`](Config#structfield.deprecations).
+    pub fn deprecations(&self) -> &[String] {
+        &self.deprecations
+    }
+
     /// Parses one YAML document without expanding references.
     pub fn from_yaml(text: &str) -> Result<Self, ConfigErrors> {
         Self::from_value(parse_yaml(text)?)
@@ -86,6 +94,7 @@ impl Config {
         let Value::Object(mut root) = value else {
             return Err(ConfigErrors::single("", "the config must be a map"));
         };
+        let deprecations = crate::deprecated::migrate(&mut root);
         for key in root.keys() {
             if !TOP_LEVEL.contains(&key.as_str()) {
                 errors.push(ConfigError::new(key.clone(), "unknown field"));
@@ -188,6 +197,7 @@ impl Config {
                 .filter_map(|(k, v)| v.map(|v| (k, v)))
                 .collect(),
             service: service.expect("service present when there are no errors"),
+            deprecations,
         };
         config.check_storage_refs()?;
         Ok(config)

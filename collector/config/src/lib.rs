@@ -9,6 +9,7 @@
 
 mod component;
 mod config;
+mod deprecated;
 pub mod duration;
 mod error;
 pub mod expand;
