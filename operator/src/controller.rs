@@ -371,7 +371,9 @@ async fn write_status(
             .map(|c| c.message.clone())
             .unwrap_or_default();
         let type_ = match (state.as_str(), reason.as_str()) {
-            ("True", _) | (_, status::REASON_ROLLOUT) => EventType::Normal,
+            ("True", _) | (_, status::REASON_ROLLOUT | status::REASON_UNMANAGED) => {
+                EventType::Normal
+            }
             _ => EventType::Warning,
         };
         publish(ctx, cr, type_, &reason, message).await;

@@ -317,13 +317,20 @@ async fn unmanaged_touches_nothing() {
         reconcile_stored(&fake, &ctx, &path).await,
         Action::await_change()
     );
-    // Only status, so GitOps tools see the generation observed; no child is read or written.
+    // Only status (so GitOps tools see the generation observed) and the Event saying so; no
+    // child is read or written.
     let calls: Vec<String> = fake
         .take_calls()
         .iter()
         .map(|c| format!("{} {}", c.method, c.path))
         .collect();
-    assert_eq!(calls, vec![format!("PATCH {CR_PATH}/otlp/status")]);
+    assert_eq!(
+        calls,
+        vec![
+            format!("PATCH {CR_PATH}/otlp/status"),
+            "POST /apis/events.k8s.io/v1/namespaces/observability/events".to_string()
+        ]
+    );
     let (state, reason, _) = ready_condition(&fake, &path);
     assert_eq!((state.as_str(), reason.as_str()), ("Unknown", "Unmanaged"));
     // Steady: nothing at all.
