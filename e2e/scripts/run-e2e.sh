@@ -24,6 +24,15 @@ if [[ -z ${E2E_HELM:-} ]]; then
   if [[ -x $E2E_HELM_BIN/helm ]]; then E2E_HELM=$E2E_HELM_BIN/helm; else E2E_HELM=$(command -v helm); fi
 fi
 export E2E_HELM
+# The gitops suite: gitops-check (kstatus, Argo CD's Lua health) and the Argo CD and Flux CRDs,
+# both from build-tools.sh (seconds; the binary is keyed by its sources, so an edit rebuilds it).
+if [[ -z ${E2E_GITOPS_CHECK:-} || -z ${E2E_GITOPS_CRDS:-} ]]; then
+  if [[ ! -x $E2E_GITOPS_CHECK_BIN/gitops-check || ! -d $E2E_GITOPS_CRDS_DIR ]]; then
+    bash e2e/scripts/build-tools.sh gitops
+  fi
+fi
+export E2E_GITOPS_CHECK=${E2E_GITOPS_CHECK:-$E2E_GITOPS_CHECK_BIN/gitops-check}
+export E2E_GITOPS_CRDS=${E2E_GITOPS_CRDS:-$E2E_GITOPS_CRDS_DIR}
 
 e2e_log "e2e against $KUBECONFIG ($("$E2E_KUBECTL" version 2>/dev/null | grep -i server || echo 'server version unknown'))"
 # The suite runs the operator binary from target/; build it first so its build time is not
@@ -43,6 +52,9 @@ remove_cluster_operator() {
 }
 remove_cluster_operator
 cargo test -p kotel-e2e --features e2e --test operator -- --test-threads=1 --nocapture "$@" 2>&1 | tee "$suite_log" || rc=$?
+# GitOps (issue 14): the examples in manifests/examples/gitops pass a server-side dry run against
+# the Argo CD and Flux CRDs; kstatus and the Argo CD health check follow a collector's life.
+cargo test -p kotel-e2e --features e2e --test gitops -- --test-threads=1 --nocapture "$@" 2>&1 | tee -a "$suite_log" || rc=$?
 # The k8sattributes processor against the same API server (pods on one node enrich data, pods
 # on another never enter its cache, an API outage), then inside kotelcol (OTLP in, enriched
 # OTLP out). Skipped when a test filter was given.
