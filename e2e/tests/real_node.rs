@@ -61,6 +61,11 @@ fn install_operator() -> Result<()> {
         "-k",
         overlay.to_str().expect("utf-8 path"),
     ])?;
+    wait_operator_available()
+}
+
+/// Waits for the operator's Deployment to finish its rollout.
+fn wait_operator_available() -> Result<()> {
     let out = kubectl_raw(
         &[
             "-n",
@@ -1034,4 +1039,222 @@ async fn collectors_that_cannot_work_are_named_in_status() -> Result<()> {
     .await;
     let cleaned = cleanup(&env.client, ns).await;
     result.and(cleaned)
+}
+
+/// Another operator version as an upgrade makes it: the Deployment of the real-node overlay with
+/// the operator image `operator_image` and the default collector image `collector_image`, applied
+/// under the same field manager as the install (so re-installing restores the original).
+fn install_operator_version(operator_image: &str, collector_image: &str) -> Result<()> {
+    let overlay = repo_root().join("e2e/overlays/real-node");
+    let rendered = kubectl(&["kustomize", overlay.to_str().expect("utf-8 path")])?;
+    let mut deployment = kotel::yaml_docs(&rendered)?
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment")
+        .context("no Deployment in the overlay")?;
+    let container = &mut deployment["spec"]["template"]["spec"]["containers"][0];
+    container["image"] = json!(operator_image);
+    container["env"]
+        .as_array_mut()
+        .context("the operator container has no env")?
+        .push(json!({"name": "COLLECTOR_IMAGE", "value": collector_image}));
+    kotel_e2e::kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=kotel-e2e",
+            "-f",
+            "-",
+        ],
+        Some(&serde_json::to_string(&deployment)?),
+    )?;
+    wait_operator_available()
+}
+
+/// Gives an image in the node's containerd a second name (the same content, another version).
+fn tag_image(from: &str, to: &str) -> Result<()> {
+    let sock = std::env::var("E2E_CONTAINERD_SOCK").context("E2E_CONTAINERD_SOCK is not set")?;
+    let out = run(
+        std::process::Command::new("ctr").args([
+            "--address",
+            &sock,
+            "-n",
+            "k8s.io",
+            "images",
+            "tag",
+            "--force",
+            from,
+            to,
+        ]),
+        None,
+    )?;
+    ensure!(
+        out.status.success(),
+        "ctr images tag {from} {to}: {}",
+        out.stderr
+    );
+    Ok(())
+}
+
+/// The collector container's image and the pod uids of a collector's DaemonSet.
+async fn image_and_pods(client: &Client, ns: &str, name: &str) -> Result<(String, Vec<String>)> {
+    let o = observe(client, ns, name).await?;
+    let image =
+        o.ds.as_ref()
+            .and_then(|d| d.spec.as_ref())
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers.iter().find(|c| c.name == "otc-container"))
+            .and_then(|c| c.image.clone())
+            .context("no collector container")?;
+    Ok((image, o.pods.iter().filter_map(|p| p.uid()).collect()))
+}
+
+/// Issue 14: an operator upgrade on the real node. Version N is the install from the manifests;
+/// N+1 is the same Deployment with another operator image whose default collector image is
+/// another version (both tagged in the node's containerd from the local archives: the same
+/// binaries under the next version's names). The unpinned node agent rolls to N+1 while a
+/// workload writes, and no line is lost or duplicated; a collector pinning its image stays as
+/// it was. A broken N+2 (a collector image that cannot be pulled) ends Stalled naming the pod,
+/// and rolling the operator back to N+1 recovers.
+#[tokio::test]
+async fn operator_upgrade_rolls_unpinned_collectors_and_loses_no_line() -> Result<()> {
+    let env = env().await?;
+    let version = env!("CARGO_PKG_VERSION");
+    let collector_n = format!("ghcr.io/kotel-dev/kotelcol:{version}");
+    let collector_next = format!("ghcr.io/kotel-dev/kotelcol:{version}-next");
+    let operator_next = format!("ghcr.io/kotel-dev/kotel-operator:{version}-next");
+    tag_image(&collector_n, &collector_next)?;
+    tag_image(
+        &format!("ghcr.io/kotel-dev/kotel-operator:{version}"),
+        &operator_next,
+    )?;
+    let backend = Backend::start(&format!("{}:0", env.node)).await?;
+    let ns = TestNs::create(&env.client, "real-upgrade").await?;
+    let result: Result<()> = async {
+        let mut agent_spec = on_real_node();
+        merge(&mut agent_spec, &json!({"hostNetwork": true}));
+        apply(&kotel::collector(
+            "agent",
+            &ns.name,
+            node_agent_config(&ns.name, &backend.addr().to_string(), "1s"),
+            agent_spec,
+        ))?;
+        let mut pinned_spec = on_real_node();
+        merge(&mut pinned_spec, &json!({"image": collector_n}));
+        apply(&kotel::collector(
+            "pinned",
+            &ns.name,
+            kotel::otlp_config("1s"),
+            pinned_spec,
+        ))?;
+        for name in ["agent", "pinned"] {
+            let o = wait_ready(&env.client, &ns.name, name, 1, READY_TIMEOUT)
+                .await
+                .with_context(|| describe_pods(&ns.name))?;
+            ensure!(
+                o.cr.data["status"]["version"] == version,
+                "{name}: {}",
+                o.cr.data["status"]
+            );
+        }
+        let (_, pinned_pods) = image_and_pods(&env.client, &ns.name, "pinned").await?;
+
+        let (lines, rate) = (1200, 40);
+        let run_id = format!("u{:x}", std::process::id());
+        apply(&workload(&ns.name, &run_id, lines, rate, 0))?;
+        tokio::time::sleep(Duration::from_secs(8)).await;
+
+        let upgrade = Instant::now();
+        install_operator_version(&operator_next, &collector_next)?;
+        wait_for(
+            "the agent rolled to the next version",
+            READY_TIMEOUT,
+            || async {
+                let o = wait_ready(&env.client, &ns.name, "agent", 1, Duration::ZERO).await?;
+                let (image, _) = image_and_pods(&env.client, &ns.name, "agent").await?;
+                let next = format!("{version}-next");
+                Ok(
+                    (image == collector_next && o.cr.data["status"]["version"] == next.as_str())
+                        .then_some(()),
+                )
+            },
+        )
+        .await
+        .with_context(|| describe_pods(&ns.name))?;
+        println!(
+            "TIMING real node: operator upgrade applied -> agent on the next version Ready: {:.1}s",
+            upgrade.elapsed().as_secs_f64()
+        );
+        let (image, pods) = image_and_pods(&env.client, &ns.name, "pinned").await?;
+        ensure!(
+            image == collector_n,
+            "the pinned collector was moved to {image}"
+        );
+        ensure!(
+            pods == pinned_pods,
+            "the pinned collector's pod was replaced"
+        );
+
+        let report = wait_lines(&backend, &ns.name, &run_id, lines).await;
+        let missing = report.missing(lines);
+        ensure!(
+            missing.is_empty(),
+            "{} of {lines} lines lost across the operator upgrade (first: {:?})",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+        ensure!(
+            report.duplicated().is_empty(),
+            "lines arrived twice: {:?}",
+            &report.duplicated()[..report.duplicated().len().min(10)]
+        );
+        ensure!(
+            report.bad.is_empty(),
+            "records with wrong content: {:#?}",
+            report.bad
+        );
+
+        // A broken next version: its collector image cannot be pulled (a registry on loopback
+        // where nothing listens, so no traffic leaves the machine).
+        install_operator_version(&operator_next, "127.0.0.1:1/kotel-dev/kotelcol:broken")?;
+        let (reason, message, _) = wait_for(
+            "the agent Stalled on the broken image",
+            READY_TIMEOUT,
+            || async {
+                let (reason, message, stalled) =
+                    ready_condition(&env.client, &ns.name, "agent").await?;
+                Ok((stalled == "True").then_some((reason, message, stalled)))
+            },
+        )
+        .await
+        .with_context(|| describe_pods(&ns.name))?;
+        ensure!(reason == "PodsFailing", "{reason}: {message}");
+        ensure!(
+            message.contains("agent-collector-")
+                && (message.contains("ImagePull") || message.contains("ErrImage")),
+            "the message names neither the pod nor the pull failure: {message}"
+        );
+        // Rolling the operator back recovers.
+        install_operator_version(&operator_next, &collector_next)?;
+        wait_for(
+            "the agent recovered after the rollback",
+            READY_TIMEOUT,
+            || async {
+                let o = wait_ready(&env.client, &ns.name, "agent", 1, Duration::ZERO).await?;
+                let (image, _) = image_and_pods(&env.client, &ns.name, "agent").await?;
+                Ok((image == collector_next
+                    && o.condition("Stalled")
+                        .is_some_and(|c| c["status"] == "False"))
+                .then_some(()))
+            },
+        )
+        .await
+        .with_context(|| describe_pods(&ns.name))?;
+        Ok(())
+    }
+    .await;
+    // Back to version N for the other tests, whatever happened.
+    let restored = install_operator();
+    let cleaned = cleanup(&env.client, ns).await;
+    result.and(restored).and(cleaned)
 }

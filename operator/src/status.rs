@@ -177,9 +177,14 @@ pub fn desired_status(
         }
         Outcome::Unmanaged => {
             let msg = "managementState is unmanaged: the operator changes nothing of this collector, which runs as it was left";
-            // Ready keeps its state: the collector runs (or not) as before.
+            // Ready stays True if it was (the collector runs as before); anything else is
+            // Unknown, never False, which kstatus would read as in progress for as long as the
+            // resource stays unmanaged.
             let mut ready = cond(READY, false, REASON_UNMANAGED, msg);
-            ready.status = find(READY).map_or("Unknown".to_string(), |c| c.status.clone());
+            ready.status = match find(READY) {
+                Some(c) if c.status == "True" => "True".to_string(),
+                _ => "Unknown".to_string(),
+            };
             (
                 ready,
                 cond(RECONCILING, false, REASON_UNMANAGED, msg),
@@ -490,9 +495,18 @@ mod tests {
                 .all(|c| c.observed_generation == Some(2))
         );
         assert_eq!(u.version, s.version, "what runs is unchanged");
-        // Nothing before: Ready is Unknown.
+        // Nothing before, or not ready before: Ready is Unknown, never False.
         let fresh = desired_status(None, Some(1), &Outcome::Unmanaged, at(1000));
         assert_eq!(by(&fresh, READY).status, "Unknown");
+        let e = InvalidSpec::new(crate::validate::InvalidReason::InvalidConfig, "bad");
+        let refused = Outcome::Invalid {
+            invalid: &e,
+            running: true,
+        };
+        let bad = desired_status(None, Some(1), &refused, at(1000));
+        let then = desired_status(Some(&bad), Some(2), &Outcome::Unmanaged, at(2000));
+        assert_eq!(by(&then, READY).status, "Unknown");
+        assert_eq!(by(&then, STALLED).status, "False");
         // Steady: no write.
         assert_eq!(
             desired_status(Some(&u), Some(2), &Outcome::Unmanaged, at(3000)),
