@@ -1277,3 +1277,83 @@ async fn a_rollout_past_its_deadline_stalls_and_reverting_recovers() -> Result<(
     ns.cleanup().await?;
     Ok(())
 }
+
+/// Issue 14: field ownership as GitOps tools see it. Every write of the operator is under its
+/// own field manager (the finalizer too: a plain merge patch would record it as `unknown`), and
+/// a second manager applying the same manifest takes it without a conflict; applying it again
+/// changes nothing.
+#[tokio::test]
+async fn every_write_is_under_the_operators_field_manager() -> Result<()> {
+    let env = env().await?;
+    let mut op = operator(&env).await?;
+    let ns = TestNs::create(&env.client, "owners").await?;
+    let name = "owners";
+    // Cluster RBAC, so the operator adds its finalizer.
+    let manifest = collector(name, &ns.name, k8s_config(), json!({}));
+    apply(&manifest)?;
+    let o = wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+    ensure!(
+        !o.cr.finalizers().is_empty(),
+        "no finalizer on a collector with cluster RBAC"
+    );
+    let managers: Vec<(String, String, String)> =
+        o.cr.metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .map(|m| {
+                (
+                    m.manager.clone().unwrap_or_default(),
+                    m.subresource.clone().unwrap_or_default(),
+                    serde_json::to_string(&m.fields_v1).unwrap_or_default(),
+                )
+            })
+            .collect();
+    ensure!(
+        managers
+            .iter()
+            .all(|(m, ..)| m != "unknown" && !m.is_empty()),
+        "a write without a field manager: {managers:?}"
+    );
+    let owns = |sub: &str, field: &str| {
+        managers
+            .iter()
+            .any(|(m, s, f)| m == "kotel-operator" && s == sub && f.contains(field))
+    };
+    ensure!(
+        owns("", "f:finalizers"),
+        "the finalizer is not the operator's: {managers:?}"
+    );
+    ensure!(
+        owns("status", "f:conditions"),
+        "status is not the operator's: {managers:?}"
+    );
+
+    // A GitOps controller applies the same manifest under its own name: no conflict, and the
+    // second time no change at all.
+    let as_manager = |manager: &str| {
+        kotel_e2e::kubectl_stdin(
+            &[
+                "apply",
+                "--server-side",
+                &format!("--field-manager={manager}"),
+                "-f",
+                "-",
+                "-o",
+                "jsonpath={.metadata.resourceVersion}",
+            ],
+            Some(&manifest.to_string()),
+        )
+    };
+    as_manager("argocd-controller").context("a second field manager conflicted")?;
+    let first = as_manager("argocd-controller")?;
+    let again = as_manager("argocd-controller")?;
+    let e2e = as_manager("kotel-e2e")?;
+    ensure!(
+        first == again && again == e2e,
+        "re-applying the same manifest changed the object: {first} → {again} → {e2e}"
+    );
+    op.check_running()?;
+    ns.cleanup().await?;
+    Ok(())
+}
