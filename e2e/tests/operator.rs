@@ -919,7 +919,10 @@ async fn steady_state_makes_no_writes() -> Result<()> {
         .patch(
             name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"e2e.kotel.dev/touched": "yes"}}})),
+            // Argo CD's own annotations describe the resource, not its children.
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"argocd.argoproj.io/sync-wave": "5"}}}),
+            ),
         )
         .await?;
     wait_for(
@@ -1352,6 +1355,83 @@ async fn every_write_is_under_the_operators_field_manager() -> Result<()> {
     ensure!(
         first == again && again == e2e,
         "re-applying the same manifest changed the object: {first} → {again} → {e2e}"
+    );
+    op.check_running()?;
+    ns.cleanup().await?;
+    Ok(())
+}
+
+/// Issue 13: a collector the upstream operator made is taken over in place. Its DaemonSet has
+/// upstream's selector (`app.kubernetes.io/managed-by: opentelemetry-operator`), which cannot
+/// change, and kotel's is the same, so the apply succeeds instead of being refused. The
+/// children carry upstream's labels and the resource's annotations; the headless Service is
+/// there for load-balancing exporters.
+#[tokio::test]
+async fn an_upstream_made_collector_is_taken_over_in_place() -> Result<()> {
+    let env = env().await?;
+    let mut op = operator(&env).await?;
+    let ns = TestNs::create(&env.client, "takeover").await?;
+    let name = "takeover";
+    let selector = json!({
+        "app.kubernetes.io/component": "opentelemetry-collector",
+        "app.kubernetes.io/instance": format!("{}.{name}", ns.name),
+        "app.kubernetes.io/managed-by": "opentelemetry-operator",
+        "app.kubernetes.io/part-of": "opentelemetry",
+    });
+    // What the upstream operator left: its DaemonSet (labels and selector as upstream sets them).
+    kotel_e2e::kubectl_stdin(
+        &["apply", "--server-side", "--field-manager=manager", "-f", "-"],
+        Some(&json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": format!("{name}-collector"), "namespace": ns.name, "labels": selector},
+            "spec": {"selector": {"matchLabels": selector}, "template": {
+                "metadata": {"labels": selector},
+                "spec": {"containers": [{"name": "otc-container", "image": "otel/opentelemetry-collector-k8s:0.149.0"}]}}}
+        }).to_string()),
+    )?;
+    let mut resource = collector(name, &ns.name, otlp_config("1s"), json!({}));
+    resource["metadata"]["annotations"] = json!({"team.example/owner": "observability"});
+    apply(&resource)?;
+    wait_ready(&env.client, &ns.name, name, env.nodes, READY_TIMEOUT).await?;
+    let ds = kotel::daemon_set(&env.client, &ns.name, name)
+        .await?
+        .context("no DaemonSet")?;
+    ensure!(
+        ds.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("kotel.dev/managed-by"))
+            .map(String::as_str)
+            == Some("kotel-operator"),
+        "the DaemonSet was not taken over: {:?}",
+        ds.metadata.labels
+    );
+    let services: Api<Service> = Api::namespaced(env.client.clone(), &ns.name);
+    let headless = services.get(&format!("{name}-collector-headless")).await?;
+    let spec = headless.spec.clone().unwrap_or_default();
+    ensure!(spec.cluster_ip.as_deref() == Some("None"), "{spec:?}");
+    let labels = headless.metadata.labels.clone().unwrap_or_default();
+    ensure!(
+        labels
+            .get("operator.opentelemetry.io/collector-service-type")
+            .map(String::as_str)
+            == Some("headless")
+            && labels
+                .get("app.kubernetes.io/managed-by")
+                .map(String::as_str)
+                == Some("opentelemetry-operator"),
+        "{labels:?}"
+    );
+    let base = services.get(&format!("{name}-collector")).await?;
+    ensure!(
+        base.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("team.example/owner"))
+            .map(String::as_str)
+            == Some("observability"),
+        "the resource's annotation did not reach its Service: {:?}",
+        base.metadata.annotations
     );
     op.check_running()?;
     ns.cleanup().await?;

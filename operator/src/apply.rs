@@ -17,7 +17,7 @@ use serde_json::Value;
 use tracing::{debug, info};
 
 use crate::build::Children;
-use crate::names::{CONFIG_HASH_ANNOTATION, CONTAINER, LABEL_MANAGED_BY, MANAGER, Names};
+use crate::names::{CONFIG_HASH_ANNOTATION, CONTAINER, LABEL_KOTEL, MANAGER, Names};
 use crate::quantity;
 use crate::validate::Validated;
 
@@ -191,7 +191,38 @@ where
     Ok((applied, Some(observed)))
 }
 
-/// Deletes `name` if it exists and carries our `managed-by` label (never someone else's object).
+/// A DaemonSet's selector cannot change: one made with other selector labels (by an earlier
+/// kotel, whose `managed-by` was its own) is deleted so the apply can create it anew. Its pods go
+/// with it (a node is without a collector until the new pod starts); filelog resumes from its
+/// checkpoints. A DaemonSet the upstream operator made has the same selector and is taken over
+/// in place.
+async fn remove_if_selector_differs(
+    api: &Api<DaemonSet>,
+    desired: &DaemonSet,
+) -> Result<bool, ApplyError> {
+    let name = desired.name_any();
+    let err = |verb, source| ApplyError {
+        verb,
+        kind: "DaemonSet",
+        name: name.clone(),
+        source,
+    };
+    let selector = |ds: &DaemonSet| ds.spec.as_ref().map(|s| s.selector.clone());
+    let Some(observed) = api.get_opt(&name).await.map_err(|e| err("get", e))? else {
+        return Ok(false);
+    };
+    if selector(&observed) == selector(desired) {
+        return Ok(false);
+    }
+    info!(%name, "the DaemonSet's selector differs and cannot change: replacing it");
+    match api.delete(&name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(err("delete", e)),
+    }
+}
+
+/// Deletes `name` if it exists and carries kotel's marker label (never someone else's object).
 async fn remove<K>(api: &Api<K>, name: &str) -> Result<bool, ApplyError>
 where
     K: Resource<DynamicType = ()> + k8s_openapi::Resource + Clone + Debug + DeserializeOwned,
@@ -205,7 +236,7 @@ where
     let Some(observed) = api.get_opt(name).await.map_err(|e| err("get", e))? else {
         return Ok(false);
     };
-    if observed.labels().get(LABEL_MANAGED_BY).map(String::as_str) != Some(MANAGER) {
+    if observed.labels().get(LABEL_KOTEL).map(String::as_str) != Some(MANAGER) {
         return Ok(false);
     }
     match api.delete(name, &DeleteParams::background()).await {
@@ -295,6 +326,13 @@ pub async fn apply(client: &Client, v: &Validated, c: &Children) -> Result<Appli
     .await?;
     ensure_or_remove(
         &svc_api,
+        c.headless_service.as_ref(),
+        &v.names.headless_service(),
+        &mut applied,
+    )
+    .await?;
+    ensure_or_remove(
+        &svc_api,
         c.monitoring_service.as_ref(),
         &v.names.monitoring_service(),
         &mut applied,
@@ -302,6 +340,7 @@ pub async fn apply(client: &Client, v: &Validated, c: &Children) -> Result<Appli
     .await?;
 
     let ds_api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
+    applied.writes += usize::from(remove_if_selector_differs(&ds_api, &c.daemon_set).await?);
     let (ds, before) = ensure(&ds_api, &c.daemon_set).await?;
     if let Some(before) = before {
         applied.writes += 1;

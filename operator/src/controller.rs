@@ -25,7 +25,7 @@ use crate::build;
 use crate::crd::{FINALIZER, ManagementState, OpenTelemetryCollector};
 use crate::diagnose;
 use crate::metrics::Metrics;
-use crate::names::{self, LABEL_MANAGED_BY, MANAGER, Names};
+use crate::names::{self, LABEL_KOTEL, MANAGER, Names};
 use crate::status::{self, Outcome};
 use crate::validate::{self, InvalidReason, InvalidSpec, OperatorDefaults};
 
@@ -422,7 +422,7 @@ pub async fn run(
         };
         // Children are watched through our label only, so the cache holds our objects and not
         // every ConfigMap in the cluster.
-        let owned = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
+        let owned = watcher::Config::default().labels(&format!("{LABEL_KOTEL}={MANAGER}"));
         let child = |c: Client| match &ns {
             Some(ns) => (
                 Api::<DaemonSet>::namespaced(c.clone(), ns),

@@ -6,8 +6,15 @@
 
 use std::collections::BTreeMap;
 
-/// The field manager of every server-side apply, and the `managed-by` label value.
+/// The field manager of every server-side apply, and the value of [`LABEL_KOTEL`].
 pub const MANAGER: &str = "kotel-operator";
+/// The `app.kubernetes.io/managed-by` value, upstream's: the selector labels are the upstream
+/// operator's, so kotel takes over a DaemonSet the upstream operator made (a selector cannot
+/// change) and whatever selects upstream's labels (NetworkPolicies, ServiceMonitors, dashboards)
+/// keeps matching.
+pub const UPSTREAM_MANAGER: &str = "opentelemetry-operator";
+/// kotel's own marker beside upstream's labels: what the operator watches and may delete.
+pub const LABEL_KOTEL: &str = "kotel.dev/managed-by";
 /// Container name of the collector (upstream's name, so `kubectl logs -c` habits carry over).
 pub const CONTAINER: &str = "otc-container";
 /// Config volume name and mount point.
@@ -53,6 +60,12 @@ impl Names {
         dns_name(&format!("{}-collector", self.instance))
     }
 
+    /// The receiver Service without a cluster IP: one DNS record per pod (load-balancing
+    /// exporters resolve it).
+    pub fn headless_service(&self) -> String {
+        dns_name(&format!("{}-collector-headless", self.instance))
+    }
+
     pub fn monitoring_service(&self) -> String {
         dns_name(&format!("{}-collector-monitoring", self.instance))
     }
@@ -92,7 +105,7 @@ impl Names {
                 "opentelemetry-collector".to_string(),
             ),
             (LABEL_INSTANCE.to_string(), self.instance_label()),
-            (LABEL_MANAGED_BY.to_string(), MANAGER.to_string()),
+            (LABEL_MANAGED_BY.to_string(), UPSTREAM_MANAGER.to_string()),
             (LABEL_PART_OF.to_string(), "opentelemetry".to_string()),
         ])
     }
@@ -111,6 +124,7 @@ impl Names {
         let mut labels = self.selector_labels();
         labels.insert(LABEL_NAME.to_string(), truncate(name, MAX_NAME).to_string());
         labels.insert(LABEL_VERSION.to_string(), label_value(version));
+        labels.insert(LABEL_KOTEL.to_string(), MANAGER.to_string());
         labels
     }
 }

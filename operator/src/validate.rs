@@ -49,6 +49,9 @@ pub struct Validated {
     /// The resource's own labels, propagated to every child under the operator's labels (as the
     /// upstream operator does), so label-based tooling finds the children too.
     pub labels: BTreeMap<String, String>,
+    /// The resource's annotations that children carry too (upstream propagates them), without
+    /// the ones tools keep about the resource itself (see [`propagated_annotations`]).
+    pub annotations: BTreeMap<String, String>,
     pub spec: OpenTelemetryCollectorSpec,
     pub image: String,
     pub version: String,
@@ -187,6 +190,7 @@ pub fn validate(
     Ok(Validated {
         uid: cr.uid().unwrap_or_default(),
         labels: cr.labels().clone(),
+        annotations: propagated_annotations(cr.annotations()),
         version: image_version(&image),
         image,
         config_yaml,
@@ -201,6 +205,24 @@ pub fn validate(
         spec: spec.clone(),
         names,
     })
+}
+
+/// Annotation prefixes that describe the resource to a tool, not its children: kubectl's
+/// last-applied copy, Argo CD's tracking and sync options, Flux's reconcile requests. Copied
+/// onto children they would be wrong (a tracking id naming the wrong object) or rewrite every
+/// child on each sync.
+const UNPROPAGATED_ANNOTATIONS: &[&str] = &[
+    "kubectl.kubernetes.io/",
+    "argocd.argoproj.io/",
+    "reconcile.fluxcd.io/",
+    "kustomize.toolkit.fluxcd.io/",
+];
+
+pub fn propagated_annotations(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    all.iter()
+        .filter(|(k, _)| !UNPROPAGATED_ANNOTATIONS.iter().any(|p| k.starts_with(p)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The collector image, and the operator's own when it is held back. `spec.image` pins it;
@@ -439,6 +461,46 @@ mod tests {
             with(Some("none"), Some("mine:3"), Some("kotelcol:1.0.0")),
             ("mine:3".to_string(), "3".to_string(), None)
         );
+    }
+
+    /// Issue 13: the resource's annotations reach its children as upstream propagates them,
+    /// except what tools keep about the resource itself.
+    #[test]
+    fn annotations_propagate_except_tool_bookkeeping() {
+        let mut r = cr("daemonset", good_config());
+        r.metadata.annotations = Some(BTreeMap::from([
+            ("team.example/owner".to_string(), "obs".to_string()),
+            (
+                "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+                "{}".to_string(),
+            ),
+            (
+                "argocd.argoproj.io/tracking-id".to_string(),
+                "app:x/y".to_string(),
+            ),
+            (
+                "reconcile.fluxcd.io/requestedAt".to_string(),
+                "now".to_string(),
+            ),
+        ]));
+        let v = validate(&r, &OperatorDefaults::default()).expect("valid");
+        assert_eq!(
+            v.annotations,
+            BTreeMap::from([("team.example/owner".to_string(), "obs".to_string())])
+        );
+        let children = crate::build::children(&v);
+        for meta in [
+            &children.daemon_set.metadata,
+            &children.config_map.metadata,
+            &children.service.as_ref().expect("service").metadata,
+        ] {
+            let a = meta.annotations.as_ref().expect("annotations");
+            assert_eq!(
+                a.get("team.example/owner").map(String::as_str),
+                Some("obs"),
+                "{meta:?}"
+            );
+        }
     }
 
     #[test]

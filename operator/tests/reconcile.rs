@@ -137,6 +137,7 @@ async fn first_reconcile_creates_children_then_steady_state_writes_nothing() {
             "PATCH /apis/rbac.authorization.k8s.io/v1/clusterroles/k8s-attributes-observability-cluster-role".to_string(),
             "PATCH /apis/rbac.authorization.k8s.io/v1/clusterrolebindings/k8s-attributes-observability-collector".to_string(),
             "PATCH /api/v1/namespaces/observability/services/k8s-attributes-collector".to_string(),
+            "PATCH /api/v1/namespaces/observability/services/k8s-attributes-collector-headless".to_string(),
             "PATCH /api/v1/namespaces/observability/services/k8s-attributes-collector-monitoring".to_string(),
             format!("PATCH {DS}/k8s-attributes-collector"),
             "POST /apis/events.k8s.io/v1/namespaces/observability/events".to_string(),

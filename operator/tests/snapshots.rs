@@ -57,6 +57,7 @@ fn every_example_builds_the_same_children() {
         insta::assert_yaml_snapshot!(format!("{stem}-clusterrolebinding"), c.cluster_role_binding);
         insta::assert_yaml_snapshot!(format!("{stem}-daemonset"), c.daemon_set);
         insta::assert_yaml_snapshot!(format!("{stem}-service"), c.service);
+        insta::assert_yaml_snapshot!(format!("{stem}-headless-service"), c.headless_service);
         insta::assert_yaml_snapshot!(format!("{stem}-monitoring-service"), c.monitoring_service);
     }
 }

@@ -21,7 +21,7 @@ use crate::validate::Validated;
 pub use configmap::config_map;
 pub use daemonset::daemon_set;
 pub use rbac::{cluster_role, cluster_role_binding, service_account};
-pub use service::{collector_service, monitoring_service, service_ports};
+pub use service::{collector_service, headless_service, monitoring_service, service_ports};
 
 /// Every object one collector needs. `None` means "must not exist".
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,7 @@ pub struct Children {
     pub cluster_role_binding: Option<ClusterRoleBinding>,
     pub daemon_set: DaemonSet,
     pub service: Option<Service>,
+    pub headless_service: Option<Service>,
     pub monitoring_service: Option<Service>,
 }
 
@@ -44,6 +45,7 @@ pub fn children(v: &Validated) -> Children {
         cluster_role,
         daemon_set: daemon_set(v),
         service: collector_service(v),
+        headless_service: headless_service(v),
         monitoring_service: monitoring_service(v),
     }
 }
@@ -52,6 +54,7 @@ pub fn children(v: &Validated) -> Children {
 /// wake the reconciler and the garbage collector delete it with the resource.
 fn namespaced_meta(v: &Validated, name: String) -> ObjectMeta {
     ObjectMeta {
+        annotations: (!v.annotations.is_empty()).then(|| v.annotations.clone()),
         labels: Some(child_labels(v, &name)),
         namespace: Some(v.names.namespace.clone()),
         owner_references: Some(vec![owner_reference(v)]),

@@ -1,10 +1,29 @@
-//! The receiver Service (node-local traffic) and the monitoring Service.
+//! The receiver Service (node-local traffic), its headless twin and the monitoring Service, with
+//! upstream's labels telling them apart.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::namespaced_meta;
 use crate::validate::Validated;
+
+/// Upstream's label naming a Service's role (`base`, `headless`, `monitoring`), and the older
+/// per-role labels it still sets beside it; ServiceMonitors select on them.
+const SERVICE_TYPE_LABEL: &str = "operator.opentelemetry.io/collector-service-type";
+const HEADLESS_LABEL: &str = "operator.opentelemetry.io/collector-headless-service";
+const MONITORING_LABEL: &str = "operator.opentelemetry.io/collector-monitoring-service";
+
+/// A Service's metadata: the child metadata plus its role labels.
+fn service_meta(v: &Validated, name: String, role: &str, role_label: Option<&str>) -> ObjectMeta {
+    let mut meta = namespaced_meta(v, name);
+    let labels = meta.labels.get_or_insert_default();
+    labels.insert(SERVICE_TYPE_LABEL.to_string(), role.to_string());
+    if let Some(l) = role_label {
+        labels.insert(l.to_string(), "Exists".to_string());
+    }
+    meta
+}
 
 /// The Service fields the resource sets for every collector Service (IP families, session
 /// affinity, traffic distribution), as upstream passes them through.
@@ -67,7 +86,7 @@ pub fn service_ports(v: &Validated) -> Vec<ServicePort> {
 pub fn collector_service(v: &Validated) -> Option<Service> {
     let ports = service_ports(v);
     (!ports.is_empty()).then(|| Service {
-        metadata: namespaced_meta(v, v.names.collector()),
+        metadata: service_meta(v, v.names.collector(), "base", None),
         spec: Some(ServiceSpec {
             internal_traffic_policy: Some("Local".to_string()),
             ports: Some(ports),
@@ -79,11 +98,31 @@ pub fn collector_service(v: &Validated) -> Option<Service> {
     })
 }
 
+/// `<name>-collector-headless`: the receiver Service without a cluster IP (a DNS record per pod),
+/// with upstream's annotation naming the serving-certificate Secret OpenShift would make for it.
+pub fn headless_service(v: &Validated) -> Option<Service> {
+    let mut service = collector_service(v)?;
+    let name = v.names.headless_service();
+    service.metadata = service_meta(v, name.clone(), "headless", Some(HEADLESS_LABEL));
+    service.metadata.annotations.get_or_insert_default().insert(
+        "service.beta.openshift.io/serving-cert-secret-name".to_string(),
+        format!("{name}-tls"),
+    );
+    let spec = service.spec.get_or_insert_default();
+    spec.cluster_ip = Some("None".to_string());
+    Some(service)
+}
+
 /// `<name>-collector-monitoring`: the collector's own metrics; `None` when they are off.
 pub fn monitoring_service(v: &Validated) -> Option<Service> {
     let port = i32::from(v.facts.metrics_port?);
     Some(Service {
-        metadata: namespaced_meta(v, v.names.monitoring_service()),
+        metadata: service_meta(
+            v,
+            v.names.monitoring_service(),
+            "monitoring",
+            Some(MONITORING_LABEL),
+        ),
         spec: Some(ServiceSpec {
             ports: Some(vec![ServicePort {
                 name: Some("monitoring".to_string()),
