@@ -1,5 +1,5 @@
 //! Command line: `kotelcol [--config URI]... [--set KEY=VALUE]... [--feature-gates GATES]`,
-//! `kotelcol validate --config URI`, `kotelcol components`.
+//! `kotelcol validate --config URI`, `kotelcol print-config --config URI`, `kotelcol components`.
 //!
 //! A config URI is a path, `file:<path>`, `env:<VAR>` (the variable holds YAML) or
 //! `yaml:<inline yaml>` (keys may be `a::b::c` paths), as upstream's confmap providers.
@@ -58,8 +58,18 @@ impl Cli {
 pub enum Command {
     /// Check a config and list every problem; exits non-zero when there is one.
     Validate,
-    /// List the components built into this kotelcol.
+    /// List the components built into this kotelcol, in upstream's YAML shape.
     Components,
+    /// Print the config as it runs: every --config and --set merged, `${…}` expanded, checked.
+    PrintConfig {
+        /// `redacted` (default) replaces secrets (header values, passwords, tokens, private
+        /// keys) with `[REDACTED]`, as upstream; `unredacted` prints them.
+        #[arg(long, default_value = "redacted", value_parser = ["redacted", "unredacted"])]
+        mode: String,
+        /// `yaml` or `json`.
+        #[arg(long, default_value = "yaml", value_parser = ["yaml", "json"])]
+        format: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +106,56 @@ fn read(uri: &str) -> Result<Vec<String>, LoadError> {
 
 /// Loads and validates the configs named on the command line (or the embedded default).
 pub fn load(uris: &[String]) -> Result<Config, LoadError> {
-    let texts = if uris.is_empty() {
+    let texts = texts(uris)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    Config::load(&refs, &ProcessEnv, false).map_err(LoadError::Invalid)
+}
+
+/// `print-config`: the resolved config, checked, as YAML or JSON, secrets redacted unless asked.
+pub fn print_config(uris: &[String], redacted: bool, json: bool) -> Result<String, LoadError> {
+    let texts = texts(uris)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut resolved = Config::resolve(&refs, &ProcessEnv, false).map_err(LoadError::Invalid)?;
+    Config::from_value(resolved.clone()).map_err(LoadError::Invalid)?;
+    if redacted {
+        redact(&mut resolved, false);
+    }
+    Ok(if json {
+        serde_json::to_string_pretty(&resolved).expect("a JSON value serializes") + "\n"
+    } else {
+        serde_yaml_ng::to_string(&resolved).expect("a JSON value serializes")
+    })
+}
+
+/// Keys whose values are secrets (upstream's opaque strings): replaced in place. Every value
+/// under a `headers` map is one (authorization headers live there).
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "token",
+    "bearer_token",
+    "key_pem",
+    "client_secret",
+];
+
+fn redact(v: &mut serde_json::Value, secret: bool) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                redact(
+                    child,
+                    secret || k == "headers" || SECRET_KEYS.contains(&k.as_str()),
+                );
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| redact(i, secret)),
+        serde_json::Value::Null => {}
+        other if secret => *other = "[REDACTED]".into(),
+        _ => {}
+    }
+}
+
+fn texts(uris: &[String]) -> Result<Vec<String>, LoadError> {
+    Ok(if uris.is_empty() {
         vec![crate::DEFAULT_CONFIG.to_string()]
     } else {
         let mut texts = Vec::new();
@@ -104,9 +163,7 @@ pub fn load(uris: &[String]) -> Result<Config, LoadError> {
             texts.extend(read(uri)?);
         }
         texts
-    };
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    Config::load(&refs, &ProcessEnv, false).map_err(LoadError::Invalid)
+    })
 }
 
 /// An inline `yaml:` config as upstream reads it: a key `a::b::c` means `c` inside `b` inside
@@ -164,18 +221,61 @@ fn nest_key_paths(text: &str) -> String {
 }
 
 /// The `components` listing.
+/// The built-in components as upstream's `components` command lists them (YAML: `buildinfo`,
+/// then each kind with `name`, `module` and per-signal `stability`), so scripts that read
+/// upstream's output read kotel's. The module is the Rust crate that implements the component.
 pub fn components() -> String {
-    let mut out = String::new();
-    for (kind, ty, signals) in kotel_config::components() {
-        let signals: Vec<&str> = signals.iter().map(|s| s.as_str()).collect();
-        out.push_str(&format!(
-            "{:<10} {:<16} {}\n",
-            kind.section(),
-            ty,
-            signals.join(",")
-        ));
+    use std::fmt::Write;
+    let version = env!("CARGO_PKG_VERSION");
+    let mut out = format!(
+        "buildinfo:\n  command: kotelcol\n  description: kotel's OpenTelemetry collector\n  version: {version}\n"
+    );
+    for section in [
+        "receivers",
+        "processors",
+        "exporters",
+        "connectors",
+        "extensions",
+    ] {
+        let entries: Vec<_> = kotel_config::components()
+            .into_iter()
+            .filter(|(kind, ..)| kind.section() == section)
+            .collect();
+        if entries.is_empty() {
+            let _ = writeln!(out, "{section}: []");
+            continue;
+        }
+        let _ = writeln!(out, "{section}:");
+        for (_, ty, signals) in entries {
+            let _ = writeln!(
+                out,
+                "  - name: {ty}\n    module: {} {version}",
+                module_of(ty)
+            );
+            let _ = writeln!(out, "    stability:");
+            if signals.is_empty() {
+                let _ = writeln!(out, "      extension: Beta");
+            }
+            for s in signals {
+                let _ = writeln!(out, "      {}: Beta", s.as_str());
+            }
+        }
+    }
+    out.push_str("providers:\n");
+    for scheme in ["env", "file", "yaml"] {
+        let _ = writeln!(out, "  - scheme: {scheme}\n    module: kotelcol {version}");
     }
     out
+}
+
+/// The crate a component type lives in.
+fn module_of(ty: &str) -> &'static str {
+    match ty {
+        "filelog" => "kotel-filelog",
+        "kubeletstats" => "kotel-kubeletstats",
+        "k8sattributes" => "kotel-k8sattributes",
+        _ => "kotelcol",
+    }
 }
 
 #[cfg(test)]

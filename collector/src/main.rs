@@ -31,6 +31,18 @@ fn main() -> std::process::ExitCode {
             print!("{}", cli::components());
             std::process::ExitCode::SUCCESS
         }
+        Some(Command::PrintConfig { mode, format }) => {
+            match cli::print_config(&uris, mode == "redacted", format == "json") {
+                Ok(text) => {
+                    print!("{text}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
         Some(Command::Validate) => match cli::load(&uris) {
             Ok(config) => {
                 for note in config.deprecations() {

@@ -87,8 +87,12 @@ impl Service {
                         })?;
                 health_addr = Some(listener.local_addr());
                 let (path, ready, shutdown) = (h.path.clone(), ready.clone(), side.clone());
+                let bodies = h
+                    .response_body
+                    .as_ref()
+                    .map(|b| (b.healthy.clone(), b.unhealthy.clone()));
                 side_tasks.push(task(id, async move {
-                    health_check::serve(listener, path, ready, shutdown).await;
+                    health_check::serve(listener, path, bodies, ready, shutdown).await;
                 }));
             }
         }

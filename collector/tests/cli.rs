@@ -153,11 +153,15 @@ fn components_lists_what_is_built_in() {
     let out = kotelcol(&["components"], &[]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
+    // Upstream's shape: buildinfo, then per kind a list of {name, module, stability}.
+    let doc: serde_json::Value = serde_yaml_ng::from_str(&text).expect("YAML");
+    assert_eq!(doc["buildinfo"]["command"], "kotelcol", "{text}");
+    assert_eq!(doc["connectors"], serde_json::json!([]), "{text}");
+    assert_eq!(doc["receivers"][0]["stability"]["traces"], "Beta", "{text}");
     let has = |kind: &str, ty: &str| {
-        text.lines().any(|l| {
-            let mut w = l.split_whitespace();
-            w.next() == Some(kind) && w.next() == Some(ty)
-        })
+        doc[kind]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|c| c["name"] == ty && c["module"].is_string()))
     };
     for (kind, ty) in [
         ("receivers", "otlp"),
@@ -412,4 +416,68 @@ service:
             "{old_name:?} missing from:\n{err}"
         );
     }
+}
+
+/// `print-config` (issue 12): the merged, expanded config, with secrets redacted unless asked.
+#[test]
+fn print_config_shows_the_resolved_config_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "c.yaml",
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: "${env:KOTEL_TEST_ENDPOINT}"}
+exporters:
+  otlphttp:
+    endpoint: http://backend:4318
+    headers: {authorization: "Bearer s3cret"}
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [otlphttp]}
+"#,
+    );
+    let env = [("KOTEL_TEST_ENDPOINT", "0.0.0.0:14317")];
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "print-config",
+            "--config",
+            file.to_str().unwrap(),
+            "--set=processors::batch::timeout=2s",
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+    let out = kotelcol(&args(&[]), &env);
+    assert_succeeds(&out);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let doc: serde_json::Value = serde_yaml_ng::from_str(&text).expect("YAML");
+    assert_eq!(
+        doc["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"],
+        "0.0.0.0:14317"
+    );
+    assert_eq!(
+        doc["processors"]["batch"]["timeout"], "2s",
+        "--set merged: {text}"
+    );
+    assert_eq!(
+        doc["exporters"]["otlphttp"]["headers"]["authorization"],
+        "[REDACTED]"
+    );
+    assert!(!text.contains("s3cret"), "{text}");
+    let out = kotelcol(&args(&["--mode", "unredacted", "--format", "json"]), &env);
+    assert_succeeds(&out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        doc["exporters"]["otlphttp"]["headers"]["authorization"],
+        "Bearer s3cret"
+    );
+    // An invalid config is refused, not printed.
+    let bad = write(dir.path(), "bad.yaml", "receivers: {zipkin: {}}\n");
+    assert_fails_naming(
+        &kotelcol(&["print-config", "--config", bad.to_str().unwrap()], &[]),
+        "zipkin",
+    );
 }

@@ -108,3 +108,47 @@ async fn otlp_dials_grpc_dns_names() {
     let sender = Arc::new(OtlpGrpcSender::new(&cfg).unwrap());
     round_trip(&backend, sender, "dns:///").await;
 }
+
+/// `proxy_url` (issue 12): every request goes to the proxy, in absolute form, naming the real
+/// backend (a name that never resolves: only the proxy, on loopback, is dialled).
+#[tokio::test]
+async fn otlphttp_sends_through_its_proxy_url() {
+    let backend = Backend::new([], Answer::Ok);
+    let (addr, _stop) = backend.serve_http().await;
+    let cfg = OtlpHttpExporterConfig {
+        endpoint: Some("http://backend.kotel-test.invalid:4318/".into()),
+        proxy_url: Some(format!("http://{addr}")),
+        headers: headers(),
+        ..Default::default()
+    };
+    let sender = Arc::new(OtlpHttpSender::new(&cfg).unwrap());
+    let h = Harness::new(sender, policy(), &no_queue());
+    let sent = spans(3);
+    h.exporter
+        .consume(Envelope::new(sent.clone()))
+        .await
+        .expect("sent through the proxy");
+    let arrival = backend.arrivals().pop().expect("the proxy got the request");
+    assert_eq!(arrival.payload.as_ref(), Some(&sent));
+    let host = arrival.headers.get("host").and_then(|v| v.to_str().ok());
+    assert_eq!(host, Some("backend.kotel-test.invalid:4318"));
+}
+
+/// `keepalive` (issue 12) is accepted and the connection works with pings on.
+#[tokio::test]
+async fn otlp_with_keepalive_arrives_intact() {
+    let backend = Backend::new([], Answer::Ok);
+    let (addr, _stop) = backend.serve_grpc().await;
+    let cfg: OtlpExporterConfig = serde_yaml_ng::from_str(&format!(
+        "{{endpoint: '{addr}', tls: {{insecure: true}}, headers: {{X-Tenant: team-a}},
+          keepalive: {{time: 10s, timeout: 5s, permit_without_stream: true}}}}"
+    ))
+    .expect("upstream's keepalive block");
+    let k = cfg.keepalive.clone().expect("keepalive set");
+    assert_eq!(
+        (k.time, k.timeout, k.permit_without_stream),
+        (Duration::from_secs(10), Duration::from_secs(5), true)
+    );
+    let sender = Arc::new(OtlpGrpcSender::new(&cfg).unwrap());
+    round_trip(&backend, sender, "keepalive").await;
+}

@@ -51,6 +51,7 @@ async fn answers_follow_readiness_and_path() {
     tokio::spawn(health_check::serve(
         listener,
         "/health".into(),
+        None,
         ready.clone(),
         stop.clone(),
     ));
@@ -141,4 +142,35 @@ fn one_span() -> ExportTraceServiceRequest {
         name: "s".into(),
         ..Default::default()
     }])
+}
+
+/// Upstream's `response_body` (issue 12): the configured bodies replace the JSON status; the
+/// status code still tells healthy from not.
+#[tokio::test]
+async fn response_body_replaces_the_json_status() {
+    let listener = net::bind("127.0.0.1:0", None, Protocol::Auto)
+        .await
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr());
+    let ready = Readiness::default();
+    let stop = Shutdown::new();
+    tokio::spawn(health_check::serve(
+        listener,
+        "/".into(),
+        Some(("I'm OK".into(), "I'm not well".into())),
+        ready.clone(),
+        stop.clone(),
+    ));
+    let get = |url: String| async move {
+        let r = reqwest::get(url).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(
+        get(format!("{base}/")).await,
+        (503, "I'm not well".to_string())
+    );
+    ready.set(true);
+    assert_eq!(get(format!("{base}/")).await, (200, "I'm OK".to_string()));
+    assert_eq!(get(format!("{base}/other")).await.0, 404);
+    stop.cancel();
 }

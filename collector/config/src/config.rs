@@ -80,12 +80,21 @@ impl Config {
     /// Parses several YAML documents (later ones win), expands `${env:…}` references through
     /// `env`, and validates. With `keep_unset`, unresolved references stay as written.
     pub fn load(texts: &[&str], env: &dyn Lookup, keep_unset: bool) -> Result<Self, ConfigErrors> {
+        Self::from_value(Self::resolve(texts, env, keep_unset)?)
+    }
+
+    /// The config as the collector reads it before typing: the texts merged in order and
+    /// `${…}` references expanded (what `print-config` shows).
+    pub fn resolve(
+        texts: &[&str],
+        env: &dyn Lookup,
+        keep_unset: bool,
+    ) -> Result<Value, ConfigErrors> {
         let mut merged = Value::Object(Default::default());
         for t in texts {
             merge::merge(&mut merged, parse_yaml(t)?);
         }
-        let expanded = expand::expand(merged, env, keep_unset).map_err(ConfigErrors)?;
-        Self::from_value(expanded)
+        expand::expand(merged, env, keep_unset).map_err(ConfigErrors)
     }
 
     /// Types and validates a config given as a JSON value (the CRD's `spec.config`).

@@ -66,7 +66,11 @@ pub fn build(cx: BuildContext<'_>, cfg: &ExporterConfig) -> Result<Built, BuildE
             c.sending_queue.clone(),
         ),
         ExporterConfig::Debug(c) => (
-            Arc::new(debug::DebugSender::new(c)),
+            Arc::new(if c.use_internal_logger {
+                debug::DebugSender::new(c)
+            } else {
+                debug::DebugSender::with_writer(c, std::io::stdout())
+            }),
             SendPolicy {
                 timeout: Duration::from_secs(5),
                 retry: RetryConfig {

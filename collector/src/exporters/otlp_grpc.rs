@@ -55,6 +55,12 @@ impl OtlpGrpcSender {
             .map_err(|e| endpoint_err(e.to_string()))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
+        if let Some(k) = &cfg.keepalive {
+            endpoint = endpoint
+                .http2_keep_alive_interval(k.time)
+                .keep_alive_timeout(k.timeout)
+                .keep_alive_while_idle(k.permit_without_stream);
+        }
         if use_tls {
             if cfg.tls.insecure_skip_verify {
                 return Err(OtlpGrpcError::Tls(

@@ -83,6 +83,9 @@ impl OtlpHttpSender {
             if let Some(id) = identity.clone() {
                 b = b.identity(id);
             }
+            if let Some(proxy) = &cfg.proxy_url {
+                b = b.proxy(reqwest::Proxy::all(proxy.as_str())?);
+            }
             b.build()
         };
         // An image without a CA bundle (FROM scratch) must still export over http://, and over

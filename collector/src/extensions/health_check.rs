@@ -78,15 +78,25 @@ impl Readiness {
     }
 }
 
-pub async fn serve(listener: Listener, path: String, ready: Readiness, shutdown: Shutdown) {
+/// Serves the endpoint; `bodies` (healthy, unhealthy) replace the JSON status when configured
+/// (upstream's `response_body`): the status code still tells the two apart.
+pub async fn serve(
+    listener: Listener,
+    path: String,
+    bodies: Option<(String, String)>,
+    ready: Readiness,
+    shutdown: Shutdown,
+) {
     let path = Arc::new(path);
+    let bodies = Arc::new(bodies);
     net::serve_fn(
         listener,
         move |req, _peer| {
             let path = path.clone();
             let ready = ready.clone();
+            let bodies = bodies.clone();
             async move {
-                let (status, body) = if req.uri().path() != *path {
+                let (status, mut body) = if req.uri().path() != *path {
                     (StatusCode::NOT_FOUND, String::new())
                 } else {
                     let liveness = req
@@ -95,6 +105,16 @@ pub async fn serve(listener: Listener, path: String, ready: Readiness, shutdown:
                         .is_some_and(|q| q.split('&').any(|kv| kv == "probe=liveness"));
                     ready.answer(Instant::now(), liveness)
                 };
+                if let (Some((healthy, unhealthy)), false) =
+                    (bodies.as_ref(), status == StatusCode::NOT_FOUND)
+                {
+                    body = if status.is_success() {
+                        healthy
+                    } else {
+                        unhealthy
+                    }
+                    .clone();
+                }
                 Ok(Response::builder()
                     .status(status)
                     .header(http::header::CONTENT_TYPE, "application/json")

@@ -9,6 +9,8 @@ pub struct DebugExporterConfig {
     /// Log the first N items per second, then every `sampling_thereafter`-th; default 2 and 1.
     pub sampling_initial: u32,
     pub sampling_thereafter: u32,
+    /// `true` (default): lines go through the collector's log; `false`: straight to stdout.
+    pub use_internal_logger: bool,
 }
 
 impl Default for DebugExporterConfig {
@@ -17,6 +19,7 @@ impl Default for DebugExporterConfig {
             verbosity: Verbosity::Basic,
             sampling_initial: 2,
             sampling_thereafter: 1,
+            use_internal_logger: true,
         }
     }
 }

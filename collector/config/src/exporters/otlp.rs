@@ -24,6 +24,33 @@ pub struct OtlpExporterConfig {
     pub sending_queue: QueueConfig,
     pub balancer_name: Option<String>,
     pub wait_for_ready: bool,
+    /// HTTP/2 pings on the connection (upstream's `keepalive`); none when absent.
+    pub keepalive: Option<KeepaliveConfig>,
+}
+
+/// gRPC client keepalive, as upstream's `configgrpc.KeepaliveClientConfig`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeepaliveConfig {
+    /// Ping after this long without activity.
+    #[serde(deserialize_with = "duration::de")]
+    pub time: Duration,
+    /// Close the connection when a ping is not answered within this.
+    #[serde(deserialize_with = "duration::de")]
+    pub timeout: Duration,
+    /// Ping even when no request is in flight.
+    pub permit_without_stream: bool,
+}
+
+impl Default for KeepaliveConfig {
+    // gRPC's own defaults when keepalive is on: never below 10 s, 20 s to answer.
+    fn default() -> Self {
+        Self {
+            time: Duration::from_secs(10),
+            timeout: Duration::from_secs(20),
+            permit_without_stream: false,
+        }
+    }
 }
 
 impl Default for OtlpExporterConfig {
@@ -38,6 +65,7 @@ impl Default for OtlpExporterConfig {
             sending_queue: QueueConfig::default(),
             balancer_name: None,
             wait_for_ready: false,
+            keepalive: None,
         }
     }
 }

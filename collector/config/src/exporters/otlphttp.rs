@@ -27,6 +27,9 @@ pub struct OtlpHttpExporterConfig {
     pub timeout: Duration,
     pub retry_on_failure: RetryConfig,
     pub sending_queue: QueueConfig,
+    /// An HTTP proxy every request goes through (upstream's `proxy_url`); without it the
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` variables apply, as in Go.
+    pub proxy_url: Option<String>,
 }
 
 impl Default for OtlpHttpExporterConfig {
@@ -43,6 +46,7 @@ impl Default for OtlpHttpExporterConfig {
             timeout: Duration::from_secs(30),
             retry_on_failure: RetryConfig::default(),
             sending_queue: QueueConfig::default(),
+            proxy_url: None,
         }
     }
 }
@@ -60,6 +64,14 @@ impl OtlpHttpExporterConfig {
             ));
         }
         self.sending_queue.validate(path)?;
+        if let Some(proxy) = &self.proxy_url
+            && !(proxy.starts_with("http://") || proxy.starts_with("https://"))
+        {
+            return Err(ConfigError::new(
+                format!("{path}.proxy_url"),
+                format!("{proxy:?} must be an http:// or https:// URL"),
+            ));
+        }
         if !matches!(self.encoding.as_str(), "proto" | "json") {
             return Err(ConfigError::new(
                 format!("{path}.encoding"),

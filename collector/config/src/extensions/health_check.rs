@@ -9,6 +9,16 @@ pub struct HealthCheckConfig {
     pub endpoint: String,
     /// Default `/`.
     pub path: String,
+    /// Plain bodies instead of the JSON status, as upstream's `response_body`.
+    pub response_body: Option<ResponseBody>,
+}
+
+/// What the endpoint answers in place of its JSON status.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseBody {
+    pub healthy: String,
+    pub unhealthy: String,
 }
 
 impl Default for HealthCheckConfig {
@@ -16,6 +26,7 @@ impl Default for HealthCheckConfig {
         Self {
             endpoint: "localhost:13133".into(),
             path: "/".into(),
+            response_body: None,
         }
     }
 }
