@@ -26,6 +26,10 @@ test: ## Unit and component tests of the whole workspace (no cluster needed)
 gitops-check: ## Test the Argo CD health check (manifests/argocd) and the kstatus contract (needs Go)
 	cd e2e/gitops-check && go test ./...
 
+.PHONY: fuzz
+fuzz: ## Fuzz every parser of untrusted input, FUZZ_SECONDS (60) each (cargo-fuzz, nightly); commit fuzz/corpus and fuzz/artifacts
+	bash fuzz/run.sh
+
 .PHONY: lint
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -277,13 +277,7 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
         .compression
         .as_ref()
         .is_none_or(|list| content_encoding.is_empty() || list.contains(&content_encoding));
-    let codec = match content_encoding.as_str() {
-        "" | "identity" => Codec::Identity,
-        "gzip" | "x-gzip" => Codec::Gzip,
-        "zstd" => Codec::Zstd,
-        "deflate" | "zlib" => Codec::Zlib,
-        _ => Codec::Unsupported,
-    };
+    let codec = codec_of(&content_encoding);
     if codec == Codec::Unsupported || !allowed {
         counters.failed_request("unsupported_encoding");
         return bad(
@@ -417,6 +411,37 @@ async fn read_body(
         return Err(ReadError::TooLarge);
     }
     Ok(buf.into())
+}
+
+/// One request body as the server decodes it, for the fuzz targets: the same decompression
+/// (under the `max` limit) and decoding as [`handle`], without the transport. `content_encoding`
+/// is the header's value, lower case.
+pub fn decode_request(
+    signal: Signal,
+    content_encoding: &str,
+    json: bool,
+    raw: Bytes,
+    max: usize,
+) -> Result<Payload, String> {
+    let body = decompress(codec_of(content_encoding), raw, max).map_err(|e| match e {
+        Decompress::TooLarge => "too large".to_string(),
+        Decompress::Corrupt(e) => e.to_string(),
+    })?;
+    if json {
+        json::decode(signal, &body)
+    } else {
+        decode_proto(signal, &body)
+    }
+}
+
+fn codec_of(content_encoding: &str) -> Codec {
+    match content_encoding {
+        "" | "identity" => Codec::Identity,
+        "gzip" | "x-gzip" => Codec::Gzip,
+        "zstd" => Codec::Zstd,
+        "deflate" | "zlib" => Codec::Zlib,
+        _ => Codec::Unsupported,
+    }
 }
 
 fn decode_proto(signal: Signal, body: &[u8]) -> Result<Payload, String> {
