@@ -299,22 +299,25 @@ pub async fn apply(client: &Client, v: &Validated, c: &Children) -> Result<Appli
     let (_, before) = ensure(&cm_api, &c.config_map).await?;
     applied.writes += usize::from(before.is_some());
 
-    let cr_api: Api<ClusterRole> = Api::all(client.clone());
-    ensure_or_remove(
-        &cr_api,
-        c.cluster_role.as_ref(),
-        &v.names.cluster_role(),
-        &mut applied,
-    )
-    .await?;
-    let crb_api: Api<ClusterRoleBinding> = Api::all(client.clone());
-    ensure_or_remove(
-        &crb_api,
-        c.cluster_role_binding.as_ref(),
-        &v.names.cluster_role_binding(),
-        &mut applied,
-    )
-    .await?;
+    // With `--collector-rbac off` cluster RBAC is the platform team's: not read, not touched.
+    if v.grants_rbac {
+        let cr_api: Api<ClusterRole> = Api::all(client.clone());
+        ensure_or_remove(
+            &cr_api,
+            c.cluster_role.as_ref(),
+            &v.names.cluster_role(),
+            &mut applied,
+        )
+        .await?;
+        let crb_api: Api<ClusterRoleBinding> = Api::all(client.clone());
+        ensure_or_remove(
+            &crb_api,
+            c.cluster_role_binding.as_ref(),
+            &v.names.cluster_role_binding(),
+            &mut applied,
+        )
+        .await?;
+    }
 
     let svc_api: Api<Service> = Api::namespaced(client.clone(), ns);
     ensure_or_remove(

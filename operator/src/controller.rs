@@ -154,7 +154,9 @@ async fn reconcile_inner(
     if cr.meta().deletion_timestamp.is_some() {
         // Cleanup runs even when unmanaged: otherwise the deletion would hang on our finalizer.
         if has_finalizer(cr) {
-            apply::remove_cluster_children(&ctx.client, &names).await?;
+            if ctx.defaults.collector_rbac {
+                apply::remove_cluster_children(&ctx.client, &names).await?;
+            }
             set_finalizer(cr, ctx, false).await?;
             info!(collector = %key(cr), "cluster RBAC removed, finalizer released");
         }

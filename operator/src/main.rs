@@ -51,6 +51,11 @@ struct RunArgs {
     /// Collector image for resources without spec.image.
     #[arg(long, env = "COLLECTOR_IMAGE")]
     collector_image: Option<String>,
+    /// `auto`: each collector's ServiceAccount gets exactly the cluster rights its config needs
+    /// (a ClusterRole and binding per resource); `off`: the operator grants nothing, and platform
+    /// teams bind roles to the collectors' ServiceAccounts themselves.
+    #[arg(long, env = "COLLECTOR_RBAC", default_value = "auto", value_parser = ["auto", "off"])]
+    collector_rbac: String,
     /// Seconds a collector rollout may take before its resource is reported Stalled
     /// (ProgressDeadlineExceeded); a Deployment's default.
     #[arg(long, env = "PROGRESS_DEADLINE_SECONDS", default_value_t = 600)]
@@ -83,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
                 identity: a.identity,
                 collector_image: a.collector_image,
                 progress_deadline: std::time::Duration::from_secs(a.progress_deadline_seconds),
+                collector_rbac: a.collector_rbac == "auto",
             })
             .await?;
             Ok(())

@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub collector_image: Option<String>,
     /// How long a rollout may take before it is reported as Stalled.
     pub progress_deadline: std::time::Duration,
+    /// Whether collectors get the cluster rights their config needs (see `--collector-rbac`).
+    pub collector_rbac: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +115,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
     let mut defaults = OperatorDefaults {
         kubelet_pods: KubeletPodsResource::for_minor_version(minor),
         progress_deadline: opts.progress_deadline,
+        collector_rbac: opts.collector_rbac,
         ..OperatorDefaults::default()
     };
     if let Some(image) = opts.collector_image.filter(|i| !i.is_empty()) {

@@ -27,6 +27,8 @@ pub struct OperatorDefaults {
     pub kubelet_pods: KubeletPodsResource,
     /// How long a rollout may take before it is reported as Stalled.
     pub progress_deadline: std::time::Duration,
+    /// Whether collectors get the cluster rights their config needs; off, they get none.
+    pub collector_rbac: bool,
 }
 
 impl Default for OperatorDefaults {
@@ -37,6 +39,7 @@ impl Default for OperatorDefaults {
             version,
             kubelet_pods: KubeletPodsResource::default(),
             progress_deadline: std::time::Duration::from_secs(600),
+            collector_rbac: true,
         }
     }
 }
@@ -67,6 +70,9 @@ pub struct Validated {
     pub owns_service_account: bool,
     /// ConfigMaps kept besides the current one.
     pub config_versions: usize,
+    /// Whether the operator manages cluster RBAC for collectors at all (`--collector-rbac`);
+    /// off, it neither creates nor reads nor deletes ClusterRoles.
+    pub grants_rbac: bool,
     /// The operator's image, when `upgradeStrategy: none` keeps the collectors on another.
     pub held_upgrade: Option<String>,
     /// Deprecated config names in use, each with its replacement.
@@ -196,10 +202,15 @@ pub fn validate(
         config_yaml,
         config_hash,
         facts: facts(&typed),
-        rbac_rules: rules_for(&typed, defaults.kubelet_pods),
+        rbac_rules: if defaults.collector_rbac {
+            rules_for(&typed, defaults.kubelet_pods)
+        } else {
+            Vec::new()
+        },
         service_account,
         owns_service_account,
         config_versions: spec.config_versions.unwrap_or(3).max(1) as usize,
+        grants_rbac: defaults.collector_rbac,
         held_upgrade,
         deprecations: typed.deprecations().to_vec(),
         spec: spec.clone(),
@@ -501,6 +512,37 @@ mod tests {
                 "{meta:?}"
             );
         }
+    }
+
+    /// Issue 16: with `--collector-rbac off` the operator grants a collector nothing (no
+    /// ClusterRole, no binding); platform teams bind roles to its ServiceAccount.
+    #[test]
+    fn collector_rbac_off_grants_nothing() {
+        let config = json!({
+            "receivers": {"kubeletstats": {"auth_type": "serviceAccount", "endpoint": "https://x:10250", "insecure_skip_verify": true}},
+            "processors": {"k8sattributes": {}},
+            "exporters": {"debug": {}},
+            "service": {"pipelines": {"metrics": {"receivers": ["kubeletstats"], "processors": ["k8sattributes"], "exporters": ["debug"]}}}
+        });
+        let auto = validate(
+            &cr("daemonset", config.clone()),
+            &OperatorDefaults::default(),
+        )
+        .expect("valid");
+        assert!(!auto.rbac_rules.is_empty());
+        assert!(crate::build::children(&auto).cluster_role.is_some());
+        let off = OperatorDefaults {
+            collector_rbac: false,
+            ..OperatorDefaults::default()
+        };
+        let v = validate(&cr("daemonset", config), &off).expect("valid");
+        assert!(v.rbac_rules.is_empty());
+        let children = crate::build::children(&v);
+        assert!(children.cluster_role.is_none() && children.cluster_role_binding.is_none());
+        assert!(
+            children.service_account.is_some(),
+            "the ServiceAccount is still the operator's"
+        );
     }
 
     #[test]
