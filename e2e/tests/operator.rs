@@ -1437,3 +1437,61 @@ async fn an_upstream_made_collector_is_taken_over_in_place() -> Result<()> {
     ns.cleanup().await?;
     Ok(())
 }
+
+/// Issue 16: the collector pods meet Pod Security Admission's `restricted` level when the config
+/// needs nothing from the node (non-root, no privilege escalation, every capability dropped,
+/// seccomp RuntimeDefault); one that reads node log files is refused there, and status names
+/// the policy instead of waiting for the deadline.
+#[tokio::test]
+async fn pod_security_restricted_admits_otlp_and_names_the_policy_for_host_access() -> Result<()> {
+    let env = env().await?;
+    let mut op = operator(&env).await?;
+    let ns = TestNs::create(&env.client, "psa").await?;
+    kubectl(&[
+        "label",
+        "namespace",
+        &ns.name,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    ])?;
+    apply(&collector(
+        "gateway",
+        &ns.name,
+        otlp_config("1s"),
+        json!({}),
+    ))?;
+    wait_ready(&env.client, &ns.name, "gateway", env.nodes, READY_TIMEOUT)
+        .await
+        .context("an OTLP-only collector must run under the restricted level")?;
+
+    let logs = json!({
+        "receivers": {"filelog": {
+            "include": ["/var/log/pods/*/*/*.log"],
+            "operators": [{"type": "container"}],
+        }},
+        "exporters": {"debug": {}},
+        "service": {"pipelines": {"logs": {"receivers": ["filelog"], "exporters": ["debug"]}}},
+    });
+    apply(&collector("logs", &ns.name, logs, json!({})))?;
+    let stalled = wait_for(
+        "the refused collector Stalled",
+        Duration::from_secs(90),
+        || async {
+            let o = observe(&env.client, &ns.name, "logs").await?;
+            let s = o.condition("Stalled").cloned().unwrap_or_default();
+            Ok((s["status"] == "True").then_some(s))
+        },
+    )
+    .await?;
+    let message = stalled["message"].as_str().unwrap_or_default();
+    ensure!(stalled["reason"] == "PodsFailing", "{stalled}");
+    ensure!(
+        message.contains("FailedCreate")
+            && message.contains("PodSecurity")
+            && message.contains("restricted"),
+        "the policy is not named: {message}"
+    );
+    op.check_running()?;
+    ns.cleanup().await?;
+    Ok(())
+}

@@ -224,7 +224,11 @@ async fn reconcile_inner(
     let problems = if complete {
         Vec::new()
     } else {
-        observe_pod_problems(ctx, &ns, &validated).await
+        let desired = applied
+            .daemon_set
+            .as_ref()
+            .map_or(0, |ds| status::rollout(ds).desired);
+        observe_pod_problems(ctx, &ns, &validated, desired).await
     };
     let outcome = Outcome::Applied {
         validated: &validated,
@@ -265,6 +269,7 @@ async fn observe_pod_problems(
     ctx: &Context,
     ns: &str,
     validated: &validate::Validated,
+    desired: i32,
 ) -> Vec<diagnose::PodProblem> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let lp = ListParams::default().labels(&validated.names.selector_string());
@@ -289,7 +294,18 @@ async fn observe_pod_problems(
             found.extend(l.items);
         }
     }
-    diagnose::pod_problems(&list, &found, now)
+    let mut problems = diagnose::pod_problems(&list, &found, now);
+    // Fewer pods than nodes to run on: the DaemonSet controller may be refused their creation.
+    if list.len() < usize::try_from(desired).unwrap_or(0) {
+        let ds = validated.names.collector();
+        let fs = format!("involvedObject.kind=DaemonSet,involvedObject.name={ds}");
+        if let Ok(l) = events.list(&ListParams::default().fields(&fs)).await
+            && let Some(p) = diagnose::creation_refused(&ds, &l.items, now)
+        {
+            problems.push(p);
+        }
+    }
+    problems
 }
 
 fn has_finalizer(cr: &OpenTelemetryCollector) -> bool {

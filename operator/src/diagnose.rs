@@ -200,6 +200,47 @@ pub fn pod_problems(pods: &[Pod], events: &[Event], now: Timestamp) -> Vec<PodPr
     out
 }
 
+/// How recent a DaemonSet's `FailedCreate` must be to count: the controller retries a refused
+/// pod with a backoff of at most a few minutes, refreshing the Event each time, so an older one
+/// is about a spec that has changed since.
+const FAILED_CREATE_FRESH: SignedDuration = SignedDuration::from_secs(300);
+
+/// Pods the DaemonSet controller could not create (Pod Security Admission, a quota, an admission
+/// webhook): its newest fresh `FailedCreate` Warning among `events` (the DaemonSet's), which
+/// names the policy. Waiting does not help: only a change of the resource or the namespace does.
+pub fn creation_refused(daemon_set: &str, events: &[Event], now: Timestamp) -> Option<PodProblem> {
+    let newest = events
+        .iter()
+        .filter(|e| {
+            e.involved_object.name.as_deref() == Some(daemon_set)
+                && e.type_.as_deref() == Some("Warning")
+                && e.reason.as_deref() == Some("FailedCreate")
+        })
+        .filter_map(|e| {
+            let t = e
+                .last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or_else(|| e.event_time.as_ref().map(|t| t.0))?;
+            Some((t, e))
+        })
+        .filter(|(t, _)| now.duration_since(*t) <= FAILED_CREATE_FRESH)
+        .max_by_key(|(t, _)| *t)?;
+    let mut message = one_line(newest.1.message.as_deref().unwrap_or(""));
+    if message.contains("PodSecurity") {
+        message.push_str(
+            " (the namespace's Pod Security level refuses what this config needs from the node: run it in a namespace labelled pod-security.kubernetes.io/enforce=privileged, or leave out what needs host access)",
+        );
+    }
+    Some(PodProblem {
+        pod: format!("of DaemonSet {daemon_set}"),
+        node: None,
+        reason: "FailedCreate".to_string(),
+        message,
+        stuck: true,
+    })
+}
+
 /// A status message naming at most `max` problems and how many more there are.
 pub fn summary(problems: &[PodProblem], max: usize) -> String {
     let mut s = problems
@@ -374,5 +415,43 @@ mod tests {
         assert_eq!(got[0].reason, "FailedScheduling");
         assert!(got[0].stuck);
         assert!(got[0].message.contains("8888"), "{}", got[0].message);
+    }
+
+    /// Issue 16: pods refused at creation (Pod Security Admission) are named with the policy,
+    /// and only a fresh refusal counts.
+    #[test]
+    fn a_refused_pod_creation_names_the_policy_and_is_stuck() {
+        let refused = |t: &str| -> Event {
+            serde_json::from_value(json!({
+                "metadata": {"name": "ds-failed"},
+                "involvedObject": {"kind": "DaemonSet", "name": "agent-collector"},
+                "reason": "FailedCreate", "type": "Warning", "lastTimestamp": t,
+                "message": "Error creating: pods \"agent-collector-x\" is forbidden: violates PodSecurity \"restricted:latest\": hostPath volumes (volumes \"varlogpods\")",
+            }))
+            .unwrap()
+        };
+        let now: Timestamp = "2026-12-01T10:10:00Z".parse().unwrap();
+        let p = creation_refused("agent-collector", &[refused("2026-12-01T10:09:00Z")], now)
+            .expect("a problem");
+        assert!(p.stuck);
+        assert!(
+            p.message
+                .contains("violates PodSecurity \"restricted:latest\""),
+            "{p}"
+        );
+        assert!(
+            p.to_string()
+                .starts_with("pod of DaemonSet agent-collector: FailedCreate"),
+            "{p}"
+        );
+        assert_eq!(
+            creation_refused("agent-collector", &[refused("2026-12-01T09:00:00Z")], now),
+            None,
+            "an hour-old refusal is about an older spec"
+        );
+        assert_eq!(
+            creation_refused("other-collector", &[refused("2026-12-01T10:09:00Z")], now),
+            None
+        );
     }
 }
