@@ -1,4 +1,6 @@
-//! `${env:VAR}`, `${VAR}` and `${env:VAR:-default}` expansion in string values, as upstream.
+//! `${env:VAR}`, `${VAR}`, `${env:VAR:-default}` and `${file:/path}` expansion in string values,
+//! as upstream's env and file providers (a secret mounted as a file reaches the config without
+//! being written into it).
 //!
 //! `$$` escapes a literal `$`. A string that is exactly one reference takes the type of what it
 //! expands to (`${env:PORT}` → a number), so numeric fields can come from the environment.
@@ -11,6 +13,12 @@ use crate::error::ConfigError;
 pub trait Lookup {
     /// The variable's value, or `None` when it is unset.
     fn get(&self, name: &str) -> Option<String>;
+
+    /// A file's content for `${file:…}`, or `None` where files cannot be seen (the operator,
+    /// which keeps the reference for the pod to resolve).
+    fn read_file(&self, _path: &str) -> Option<Result<String, String>> {
+        None
+    }
 }
 
 impl<F: Fn(&str) -> Option<String>> Lookup for F {
@@ -25,6 +33,10 @@ pub struct ProcessEnv;
 impl Lookup for ProcessEnv {
     fn get(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
+    }
+
+    fn read_file(&self, path: &str) -> Option<Result<String, String>> {
+        Some(std::fs::read_to_string(path).map_err(|e| e.to_string()))
     }
 }
 
@@ -110,6 +122,25 @@ fn expand_str(s: &str, env: &dyn Lookup, keep: bool) -> Result<Expanded, String>
                 .find('}')
                 .ok_or_else(|| format!("unclosed reference in {s:?}"))?;
             let reference = &body[..end];
+            if let Some(path) = reference.strip_prefix("file:") {
+                match env.read_file(path) {
+                    // A file ends with a newline that is not part of the secret.
+                    Some(Ok(text)) => out.push_str(text.strip_suffix('\n').unwrap_or(&text)),
+                    Some(Err(e)) => return Err(format!("reference ${{file:{path}}}: {e}")),
+                    None if keep => {
+                        out.push_str(&tail[..end + 3]);
+                        resolved_whole = false;
+                    }
+                    None => {
+                        return Err(format!(
+                            "reference ${{file:{path}}}: files cannot be read here"
+                        ));
+                    }
+                }
+                refs += 1;
+                rest = &body[end + 1..];
+                continue;
+            }
             let (name, default) = parse_ref(reference)?;
             match env.get(name).filter(|v| !v.is_empty() || default.is_none()) {
                 Some(v) => out.push_str(&v),
@@ -145,7 +176,7 @@ fn parse_ref(r: &str) -> Result<(&str, Option<&str>), String> {
         Some(("env", rest)) => rest,
         Some((scheme, _)) if !scheme.is_empty() && !r.contains(":-") => {
             return Err(format!(
-                "reference ${{{r}}}: only the env provider is supported (got {scheme:?})"
+                "reference ${{{r}}}: only the env and file providers are supported (got {scheme:?})"
             ));
         }
         _ => r,
@@ -202,9 +233,33 @@ mod tests {
 
     #[test]
     fn bad_references_name_their_path() {
-        let errs = expand(json!({"x": {"y": "${file:/etc/x}"}}), &env, false).unwrap_err();
+        let errs = expand(json!({"x": {"y": "${vault:/etc/x}"}}), &env, false).unwrap_err();
         assert_eq!(errs[0].path, "x.y");
         let errs = expand(json!({"x": "${env:NODE"}), &env, false).unwrap_err();
         assert!(errs[0].message.contains("unclosed"));
+    }
+
+    /// `${file:…}` (issue 16): the collector reads the file (a mounted secret), without its final
+    /// newline; the operator keeps the reference for the pod; a missing file is an error naming
+    /// the path.
+    #[test]
+    fn file_references_read_the_file_in_the_collector_only() {
+        let dir = std::env::temp_dir().join(format!("kotel-expand-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let v =
+            json!({"headers": {"authorization": format!("Bearer ${{file:{}}}", token.display())}});
+        let out = expand(v.clone(), &ProcessEnv, false).unwrap();
+        assert_eq!(out["headers"]["authorization"], "Bearer s3cret");
+        assert_eq!(
+            expand(v.clone(), &env, true).unwrap(),
+            v,
+            "the operator keeps it"
+        );
+        let missing = json!({"x": format!("${{file:{}}}", dir.join("nope").display())});
+        let errs = expand(missing, &ProcessEnv, false).unwrap_err();
+        assert!(errs[0].message.contains("nope"), "{}", errs[0].message);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
