@@ -35,10 +35,15 @@ fn every_committed_input_runs_through_its_target() {
 #[test]
 fn seeds_are_valid_inputs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    // Hand-written seeds have names; what the fuzzer adds is named by its hash.
     let seeds = |target: &str| {
         let mut files: Vec<_> = std::fs::read_dir(root.join(target))
             .expect("corpus directory")
             .map(|e| e.expect("entry").path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                !(name.len() == 40 && name.chars().all(|c| c.is_ascii_hexdigit()))
+            })
             .collect();
         files.sort();
         files

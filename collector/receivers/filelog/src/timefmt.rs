@@ -52,7 +52,8 @@ pub fn parse_rfc3339_nanos(s: &[u8]) -> Option<u64> {
     if secs < 0 {
         return None;
     }
-    Some(secs as u64 * 1_000_000_000 + nanos)
+    // Beyond the year 2554 nanoseconds overflow u64: unparseable, never a wrapped time.
+    (secs as u64).checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 fn digits(b: &[u8]) -> Option<u32> {
@@ -238,7 +239,7 @@ fn parse_epoch(unit: EpochUnit, s: &str) -> Option<u64> {
         let digits = f.len().min(9);
         let v: u64 = f[..digits].parse().ok()?;
         let scaled = v * 10u64.pow((9 - digits) as u32);
-        nanos += scaled * mul / 1_000_000_000;
+        nanos = nanos.checked_add(scaled * mul / 1_000_000_000)?;
     }
     Some(nanos)
 }
@@ -505,7 +506,10 @@ fn parse_pattern(items: &[Item], s: &[u8]) -> Option<u64> {
         None => days_from_civil(year, month, day),
     };
     let secs = days * 86_400 + i64::from(hour * 3600 + min * 60 + sec) - offset;
-    u64::try_from(secs).ok().map(|s| s * 1_000_000_000 + nanos)
+    u64::try_from(secs)
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(nanos)
 }
 
 #[cfg(test)]
@@ -572,5 +576,16 @@ mod layout_tests {
         assert_eq!(p("strptime", "%Y-%m-%d", "2024-03-30 trailing"), None);
         assert!(Layout::build(Some("strptime"), "%Q").is_err());
         assert!(Layout::build(Some("epoch"), "minutes").is_err());
+    }
+
+    /// Found by fuzzing (issue 16): a year past 2554 overflowed the nanoseconds (a panic in
+    /// debug builds, a wrapped, wrong time in release); such a time is now unparseable.
+    #[test]
+    fn times_past_what_nanoseconds_hold_are_refused_not_wrapped() {
+        assert_eq!(parse_rfc3339_nanos(b"3881-05-01T10:00:00+02:00"), None);
+        assert_eq!(parse_rfc3339_nanos(b"9999-12-31T23:59:59.999999999Z"), None);
+        assert!(parse_rfc3339_nanos(b"2554-01-01T00:00:00Z").is_some());
+        assert_eq!(p("gotime", "2006-01-02T15:04:05Z07:00", "3881-05-01T10:00:00+02:00"), None);
+        assert_eq!(p("epoch", "s.ns", "18446744073.999999999"), None);
     }
 }
