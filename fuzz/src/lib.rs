@@ -6,8 +6,11 @@
 //! committed corpus and every crashing input found through the same functions on stable, so a
 //! fixed crash stays fixed.
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use kotel_config::Signal;
+use kotel_filelog::operators::Chain;
 
 /// A target: arbitrary bytes in, nothing out.
 pub type Target = fn(&[u8]);
@@ -45,38 +48,47 @@ pub fn otlp_http(data: &[u8]) {
 /// containerd), the rest is split into lines and run through a filelog chain whose first
 /// operator is the container parser, partial lines joined as the receiver does, then flushed.
 pub fn container_line(data: &[u8]) {
+    const CHAINS: &[&str] = &[
+        "[{type: container}]",
+        "[{type: container, format: docker}]",
+        "[{type: container, format: crio}]",
+        "[{type: container, format: containerd}]",
+    ];
+    static BUILT: OnceLock<Vec<Chain>> = OnceLock::new();
     let Some((&head, rest)) = data.split_first() else {
         return;
     };
-    let format = ["", "docker", "crio", "containerd"][usize::from(head % 4)];
-    let operator = if format.is_empty() {
-        "{type: container}".to_string()
-    } else {
-        format!("{{type: container, format: {format}}}")
-    };
-    run_chain(&format!("{{include: [/x], operators: [{operator}]}}"), rest);
+    let chains = BUILT.get_or_init(|| CHAINS.iter().map(|c| chain(c)).collect());
+    run_chain(&chains[usize::from(head) % chains.len()], rest);
 }
 
 /// The filelog operators users chain after the container parser: json_parser and regex_parser
 /// with timestamp (several layouts) and severity parsing. The first byte picks the chain.
 pub fn filelog_operators(data: &[u8]) {
-    let Some((&head, rest)) = data.split_first() else {
-        return;
-    };
     const CHAINS: &[&str] = &[
         r#"[{type: json_parser, timestamp: {parse_from: attributes.time, layout: "%Y-%m-%dT%H:%M:%S.%LZ"}, severity: {parse_from: attributes.level}}]"#,
         r#"[{type: json_parser, timestamp: {parse_from: attributes.ts, layout_type: epoch, layout: s.ns}}]"#,
         r#"[{type: regex_parser, regex: '^(?P<time>\S+) (?P<level>\w+) (?P<msg>.*)$', timestamp: {parse_from: attributes.time, layout_type: gotime, layout: "2006-01-02T15:04:05Z07:00"}, severity: {parse_from: attributes.level}}]"#,
         r#"[{type: container}, {type: json_parser, parse_from: body}, {type: regex_parser, parse_from: attributes.msg, regex: '(?P<k>\w+)=(?P<v>\w+)'}]"#,
     ];
-    let chain = CHAINS[usize::from(head) % CHAINS.len()];
-    run_chain(&format!("{{include: [/x], operators: {chain}}}"), rest);
+    // Built once: a chain holds no per-file state (that is the FileCtx), and compiling the
+    // regexes per input would spend the fuzzer's time there.
+    static BUILT: OnceLock<Vec<Chain>> = OnceLock::new();
+    let Some((&head, rest)) = data.split_first() else {
+        return;
+    };
+    let chains = BUILT.get_or_init(|| CHAINS.iter().map(|c| chain(c)).collect());
+    run_chain(&chains[usize::from(head) % chains.len()], rest);
 }
 
-fn run_chain(config: &str, text: &[u8]) {
+fn chain(operators: &str) -> Chain {
     let cfg: kotel_config::receivers::filelog::FilelogConfig =
-        serde_yaml_ng::from_str(config).expect("a valid target config");
-    let chain = kotel_filelog::operators::Chain::build(&cfg).expect("a valid target chain");
+        serde_yaml_ng::from_str(&format!("{{include: [/x], operators: {operators}}}"))
+            .expect("a valid target config");
+    Chain::build(&cfg).expect("a valid target chain")
+}
+
+fn run_chain(chain: &Chain, text: &[u8]) {
     let mut ctx = chain.file_ctx(std::path::Path::new(
         "/var/log/pods/ns_pod_0000-11/app/0.log",
     ));
