@@ -106,7 +106,10 @@ async fn client_certificates_are_required_on_both_transports() {
         .body(logs().encode_to_vec())
         .send()
         .await;
-    assert!(refused.is_err(), "served without a client certificate: {refused:?}");
+    assert!(
+        refused.is_err(),
+        "served without a client certificate: {refused:?}"
+    );
 
     // gRPC: the same.
     let endpoint = format!("https://localhost:{}", addrs["grpc"].port());

@@ -585,7 +585,14 @@ mod layout_tests {
         assert_eq!(parse_rfc3339_nanos(b"3881-05-01T10:00:00+02:00"), None);
         assert_eq!(parse_rfc3339_nanos(b"9999-12-31T23:59:59.999999999Z"), None);
         assert!(parse_rfc3339_nanos(b"2554-01-01T00:00:00Z").is_some());
-        assert_eq!(p("gotime", "2006-01-02T15:04:05Z07:00", "3881-05-01T10:00:00+02:00"), None);
+        assert_eq!(
+            p(
+                "gotime",
+                "2006-01-02T15:04:05Z07:00",
+                "3881-05-01T10:00:00+02:00"
+            ),
+            None
+        );
         assert_eq!(p("epoch", "s.ns", "18446744073.999999999"), None);
     }
 }
