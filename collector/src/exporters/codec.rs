@@ -47,6 +47,48 @@ pub struct PartialSuccess {
     pub error_message: String,
 }
 
+impl PartialSuccess {
+    /// Whether the backend said it dropped part of the request (upstream logs it).
+    pub fn is_partial(&self) -> bool {
+        self.rejected > 0 || !self.error_message.is_empty()
+    }
+
+    /// The partial success of an OTLP/HTTP response body, protobuf or JSON (where the count is
+    /// `rejectedSpans`, `rejectedDataPoints` or `rejectedLogRecords`, a number or a string);
+    /// `None` when the body says nothing of it or cannot be read.
+    pub fn from_http_body(body: &[u8], json: bool) -> Option<Self> {
+        if !json {
+            return ExportResponse::decode(body).ok()?.partial_success;
+        }
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let p = v
+            .get("partialSuccess")
+            .or_else(|| v.get("partial_success"))?;
+        let rejected = [
+            "rejectedSpans",
+            "rejectedDataPoints",
+            "rejectedLogRecords",
+            "rejected_spans",
+            "rejected_data_points",
+            "rejected_log_records",
+        ]
+        .iter()
+        .find_map(|k| p.get(*k))
+        .and_then(|n| n.as_i64().or_else(|| n.as_str()?.parse().ok()))
+        .unwrap_or(0);
+        let error_message = p
+            .get("errorMessage")
+            .or_else(|| p.get("error_message"))
+            .and_then(|m| m.as_str())
+            .unwrap_or_default()
+            .to_string();
+        Some(Self {
+            rejected,
+            error_message,
+        })
+    }
+}
+
 /// Sends already-encoded request bytes; decodes the common response shape. Public for load
 /// generators that send the same encoded request many times.
 #[derive(Clone, Copy, Default)]
@@ -85,5 +127,32 @@ impl Decoder for RawCodec {
         ExportResponse::decode(src)
             .map(Some)
             .map_err(|e| tonic::Status::internal(format!("bad export response: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_partial_success_from_protobuf_and_json() {
+        let proto = ExportResponse {
+            partial_success: Some(PartialSuccess {
+                rejected: 3,
+                error_message: "quota".into(),
+            }),
+        }
+        .encode_to_vec();
+        let p = PartialSuccess::from_http_body(&proto, false).unwrap();
+        assert_eq!((p.rejected, p.error_message.as_str()), (3, "quota"));
+        let json = br#"{"partialSuccess":{"rejectedLogRecords":"2","errorMessage":"too old"}}"#;
+        let p = PartialSuccess::from_http_body(json, true).unwrap();
+        assert!(p.is_partial());
+        assert_eq!((p.rejected, p.error_message.as_str()), (2, "too old"));
+        // A full success: an empty body, `{}`, or a partial success with nothing in it.
+        assert_eq!(PartialSuccess::from_http_body(b"", false), None);
+        assert_eq!(PartialSuccess::from_http_body(b"{}", true), None);
+        let empty = PartialSuccess::from_http_body(br#"{"partialSuccess":{}}"#, true).unwrap();
+        assert!(!empty.is_partial());
     }
 }

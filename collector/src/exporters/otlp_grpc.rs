@@ -170,7 +170,7 @@ impl Sender for OtlpGrpcSender {
         match grpc.unary(call, path, RawCodec).await {
             Ok(response) => {
                 if let Some(p) = response.into_inner().partial_success
-                    && (p.rejected > 0 || !p.error_message.is_empty())
+                    && p.is_partial()
                 {
                     tracing::warn!(
                         rejected = p.rejected,

@@ -6,6 +6,7 @@ use kotel_config::Signal as ConfigSignal;
 use kotel_config::exporters::otlphttp::OtlpHttpExporterConfig;
 use kotel_pipeline::{Payload, Signal};
 
+use super::codec::PartialSuccess;
 use super::{Outgoing, SendError, Sender};
 
 /// Response bodies read for error messages are cut here, as upstream.
@@ -204,6 +205,17 @@ impl Sender for OtlpHttpSender {
             .map_err(|e| SendError::retryable(format!("request to {url} failed: {e}")))?;
         let status = resp.status();
         if status.is_success() {
+            // Logged as upstream does: the backend took the request and dropped part of it.
+            let body = resp.bytes().await.unwrap_or_default();
+            if let Some(p) = PartialSuccess::from_http_body(&body, self.json)
+                && p.is_partial()
+            {
+                tracing::warn!(
+                    rejected = p.rejected,
+                    message = %p.error_message,
+                    "partial success response"
+                );
+            }
             return Ok(());
         }
         let throttle = resp
