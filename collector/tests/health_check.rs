@@ -40,8 +40,8 @@ service:
     assert_eq!(h.path, "/");
 }
 
-#[tokio::test]
-async fn answers_follow_readiness_and_path() {
+/// The endpoint alone on a loopback port: (base URL, its readiness, its stop).
+async fn serve(path: &str, bodies: Option<(&str, &str)>) -> (String, Readiness, Shutdown) {
     let listener = net::bind("127.0.0.1:0", None, Protocol::Auto)
         .await
         .unwrap();
@@ -50,11 +50,17 @@ async fn answers_follow_readiness_and_path() {
     let stop = Shutdown::new();
     tokio::spawn(health_check::serve(
         listener,
-        "/health".into(),
-        None,
+        path.into(),
+        bodies.map(|(h, u)| (h.into(), u.into())),
         ready.clone(),
         stop.clone(),
     ));
+    (base, ready, stop)
+}
+
+#[tokio::test]
+async fn answers_follow_readiness_and_path() {
+    let (base, ready, stop) = serve("/health", None).await;
     let url = format!("{base}/health");
     assert_eq!(status(&url).await, 503, "not ready yet");
     ready.set(true);
@@ -148,19 +154,7 @@ fn one_span() -> ExportTraceServiceRequest {
 /// status code still tells healthy from not.
 #[tokio::test]
 async fn response_body_replaces_the_json_status() {
-    let listener = net::bind("127.0.0.1:0", None, Protocol::Auto)
-        .await
-        .unwrap();
-    let base = format!("http://{}", listener.local_addr());
-    let ready = Readiness::default();
-    let stop = Shutdown::new();
-    tokio::spawn(health_check::serve(
-        listener,
-        "/".into(),
-        Some(("I'm OK".into(), "I'm not well".into())),
-        ready.clone(),
-        stop.clone(),
-    ));
+    let (base, ready, stop) = serve("/", Some(("I'm OK", "I'm not well"))).await;
     let get = |url: String| async move {
         let r = reqwest::get(url).await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())

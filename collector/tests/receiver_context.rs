@@ -1,16 +1,12 @@
 //! The OTLP receiver on its own: TLS on the HTTP listener, CORS preflight and headers,
 //! `include_metadata` and the peer address reaching the pipeline as request context.
 
-use std::sync::Arc;
+mod common;
 
-use kotel_config::ComponentId;
 use kotel_config::receivers::otlp::OtlpReceiverConfig;
-use kotel_pipeline::obsreport::SelfMetrics;
+use kotel_pipeline::ExportLogsServiceRequest;
 use kotel_pipeline::proto::collector::logs::v1::logs_service_client::LogsServiceClient;
 use kotel_pipeline::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use kotel_pipeline::{CaptureSink, ExportLogsServiceRequest, Shutdown};
-use kotelcol::receivers::SignalConsumers;
-use kotelcol::receivers::otlp::{OtlpReceiver, Wiring};
 use prost::Message;
 
 fn logs() -> ExportLogsServiceRequest {
@@ -40,27 +36,8 @@ async fn tls_cors_metadata_and_peer() {
         }
     });
     let cfg: OtlpReceiverConfig = serde_json::from_value(yaml).unwrap();
-    let sink = CaptureSink::new();
-    let consumers = SignalConsumers {
-        logs: Some(sink.clone() as Arc<dyn kotel_pipeline::Consumer>),
-        ..Default::default()
-    };
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = SelfMetrics::register(&mut registry);
-    let id: ComponentId = "otlp".parse().unwrap();
-    let receiver = OtlpReceiver::build(
-        &id,
-        &cfg,
-        Wiring {
-            grpc: (consumers.clone(), metrics.receiver("otlp", "grpc")),
-            http: (consumers, metrics.receiver("otlp", "http")),
-        },
-    )
-    .await
-    .unwrap();
-    let addrs: std::collections::BTreeMap<_, _> = receiver.local_addrs().into_iter().collect();
-    let stop = Shutdown::new();
-    let run = tokio::spawn(receiver.run(stop.clone()));
+    let receiver = common::LogsReceiver::start(&cfg).await;
+    let (sink, addrs) = (&receiver.sink, &receiver.addrs);
 
     // HTTPS with a tenant header.
     let client = reqwest::Client::builder()
@@ -124,6 +101,5 @@ async fn tls_cors_metadata_and_peer() {
         })
         .collect();
     assert_eq!(tenants, ["blue", "green"]);
-    stop.cancel();
-    run.await.unwrap();
+    receiver.stop().await;
 }

@@ -3,16 +3,12 @@
 //! configured CA is served; one without is refused at the handshake and nothing reaches the
 //! pipeline.
 
-use std::sync::Arc;
+mod common;
 
-use kotel_config::ComponentId;
 use kotel_config::receivers::otlp::OtlpReceiverConfig;
-use kotel_pipeline::obsreport::SelfMetrics;
+use kotel_pipeline::ExportLogsServiceRequest;
 use kotel_pipeline::proto::collector::logs::v1::logs_service_client::LogsServiceClient;
 use kotel_pipeline::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use kotel_pipeline::{CaptureSink, ExportLogsServiceRequest, Shutdown};
-use kotelcol::receivers::SignalConsumers;
-use kotelcol::receivers::otlp::{OtlpReceiver, Wiring};
 use prost::Message;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -58,27 +54,8 @@ async fn client_certificates_are_required_on_both_transports() {
         "http": {"endpoint": "127.0.0.1:0", "tls": tls},
     }}))
     .unwrap();
-    let sink = CaptureSink::new();
-    let consumers = SignalConsumers {
-        logs: Some(sink.clone() as Arc<dyn kotel_pipeline::Consumer>),
-        ..Default::default()
-    };
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = SelfMetrics::register(&mut registry);
-    let id: ComponentId = "otlp".parse().unwrap();
-    let receiver = OtlpReceiver::build(
-        &id,
-        &cfg,
-        Wiring {
-            grpc: (consumers.clone(), metrics.receiver("otlp", "grpc")),
-            http: (consumers, metrics.receiver("otlp", "http")),
-        },
-    )
-    .await
-    .unwrap();
-    let addrs: std::collections::BTreeMap<_, _> = receiver.local_addrs().into_iter().collect();
-    let stop = Shutdown::new();
-    let run = tokio::spawn(receiver.run(stop.clone()));
+    let receiver = common::LogsReceiver::start(&cfg).await;
+    let (sink, addrs) = (&receiver.sink, &receiver.addrs);
 
     // OTLP/HTTP: with the client certificate, served; without, refused.
     let url = format!("https://localhost:{}/v1/logs", addrs["http"].port());
@@ -147,6 +124,5 @@ async fn client_certificates_are_required_on_both_transports() {
     let received = sink.take().await;
     assert_eq!(received.len(), 2);
     assert!(received.iter().all(|e| e.payload.item_count() == 3));
-    stop.cancel();
-    run.await.unwrap();
+    receiver.stop().await;
 }

@@ -569,6 +569,20 @@ pub fn kwok_node(name: &str) -> Value {
     })
 }
 
+/// The image of a collector DaemonSet's collector container.
+pub fn collector_image(ds: &DaemonSet) -> Option<String> {
+    ds.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == "otc-container")?
+        .image
+        .clone()
+}
+
 /// The collector DaemonSet `<name>-collector`.
 pub async fn daemon_set(client: &Client, ns: &str, name: &str) -> Result<Option<DaemonSet>> {
     Ok(Api::<DaemonSet>::namespaced(client.clone(), ns)

@@ -1043,11 +1043,7 @@ async fn collector_image(client: &Client, ns: &str, name: &str) -> Result<String
     let ds = kotel::daemon_set(client, ns, name)
         .await?
         .context("no DaemonSet")?;
-    ds.spec
-        .and_then(|s| s.template.spec)
-        .and_then(|p| p.containers.into_iter().find(|c| c.name == "otc-container"))
-        .and_then(|c| c.image)
-        .context("no collector container")
+    kotel::collector_image(&ds).context("no collector container")
 }
 
 /// Issue 14: an operator upgrade (a new version whose default collector image is new) rolls

@@ -486,6 +486,30 @@ impl LineReport {
             .map(|(s, n)| (*s, *n))
             .collect()
     }
+
+    /// Every one of `lines` arrived exactly once, with the right content and attributes;
+    /// `across` says what they went through, for the message.
+    fn each_once(&self, lines: u64, across: &str) -> Result<()> {
+        let missing = self.missing(lines);
+        ensure!(
+            missing.is_empty(),
+            "{} of {lines} lines lost across {across} (first: {:?})",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+        let dups = self.duplicated();
+        ensure!(
+            dups.is_empty(),
+            "lines arrived twice: {:?}",
+            &dups[..dups.len().min(10)]
+        );
+        ensure!(
+            self.bad.is_empty(),
+            "records with wrong content or attributes: {:#?}",
+            self.bad
+        );
+        Ok(())
+    }
 }
 
 /// Waits until every numbered line arrived (or the deadline), then reports.
@@ -868,25 +892,9 @@ async fn a_rollout_during_a_backend_outage_loses_no_line() -> Result<()> {
         );
         backend.set_down(false);
 
-        let report = wait_lines(&backend, &ns.name, &run_id, lines).await;
-        let missing = report.missing(lines);
-        ensure!(
-            missing.is_empty(),
-            "{} of {lines} lines lost across a rollout during an outage (first: {:?})",
-            missing.len(),
-            &missing[..missing.len().min(10)]
-        );
-        ensure!(
-            report.duplicated().is_empty(),
-            "lines arrived twice: {:?}",
-            &report.duplicated()[..report.duplicated().len().min(10)]
-        );
-        ensure!(
-            report.bad.is_empty(),
-            "records with wrong content or attributes: {:#?}",
-            report.bad
-        );
-        Ok(())
+        wait_lines(&backend, &ns.name, &run_id, lines)
+            .await
+            .each_once(lines, "a rollout during an outage")
     }
     .await;
     let cleaned = cleanup(&env.client, ns).await;
@@ -1057,17 +1065,7 @@ fn install_operator_version(operator_image: &str, collector_image: &str) -> Resu
         .as_array_mut()
         .context("the operator container has no env")?
         .push(json!({"name": "COLLECTOR_IMAGE", "value": collector_image}));
-    kotel_e2e::kubectl_stdin(
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=kotel-e2e",
-            "-f",
-            "-",
-        ],
-        Some(&serde_json::to_string(&deployment)?),
-    )?;
+    apply(&deployment)?;
     wait_operator_available()
 }
 
@@ -1101,10 +1099,7 @@ async fn image_and_pods(client: &Client, ns: &str, name: &str) -> Result<(String
     let o = observe(client, ns, name).await?;
     let image =
         o.ds.as_ref()
-            .and_then(|d| d.spec.as_ref())
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|p| p.containers.iter().find(|c| c.name == "otc-container"))
-            .and_then(|c| c.image.clone())
+            .and_then(kotel::collector_image)
             .context("no collector container")?;
     Ok((image, o.pods.iter().filter_map(|p| p.uid()).collect()))
 }
@@ -1195,24 +1190,9 @@ async fn operator_upgrade_rolls_unpinned_collectors_and_loses_no_line() -> Resul
             "the pinned collector's pod was replaced"
         );
 
-        let report = wait_lines(&backend, &ns.name, &run_id, lines).await;
-        let missing = report.missing(lines);
-        ensure!(
-            missing.is_empty(),
-            "{} of {lines} lines lost across the operator upgrade (first: {:?})",
-            missing.len(),
-            &missing[..missing.len().min(10)]
-        );
-        ensure!(
-            report.duplicated().is_empty(),
-            "lines arrived twice: {:?}",
-            &report.duplicated()[..report.duplicated().len().min(10)]
-        );
-        ensure!(
-            report.bad.is_empty(),
-            "records with wrong content: {:#?}",
-            report.bad
-        );
+        wait_lines(&backend, &ns.name, &run_id, lines)
+            .await
+            .each_once(lines, "the operator upgrade")?;
 
         // A broken next version: its collector image cannot be pulled (a registry on loopback
         // where nothing listens, so no traffic leaves the machine).

@@ -55,11 +55,7 @@ pub fn container_line(data: &[u8]) {
         "[{type: container, format: containerd}]",
     ];
     static BUILT: OnceLock<Vec<Chain>> = OnceLock::new();
-    let Some((&head, rest)) = data.split_first() else {
-        return;
-    };
-    let chains = BUILT.get_or_init(|| CHAINS.iter().map(|c| chain(c)).collect());
-    run_chain(&chains[usize::from(head) % chains.len()], rest);
+    run_chains(&BUILT, CHAINS, data);
 }
 
 /// The filelog operators users chain after the container parser: json_parser and regex_parser
@@ -71,13 +67,18 @@ pub fn filelog_operators(data: &[u8]) {
         r#"[{type: regex_parser, regex: '^(?P<time>\S+) (?P<level>\w+) (?P<msg>.*)$', timestamp: {parse_from: attributes.time, layout_type: gotime, layout: "2006-01-02T15:04:05Z07:00"}, severity: {parse_from: attributes.level}}]"#,
         r#"[{type: container}, {type: json_parser, parse_from: body}, {type: regex_parser, parse_from: attributes.msg, regex: '(?P<k>\w+)=(?P<v>\w+)'}]"#,
     ];
-    // Built once: a chain holds no per-file state (that is the FileCtx), and compiling the
-    // regexes per input would spend the fuzzer's time there.
     static BUILT: OnceLock<Vec<Chain>> = OnceLock::new();
+    run_chains(&BUILT, CHAINS, data);
+}
+
+/// Runs `data` through one of the `operators` chains, picked by its first byte. The chains are
+/// built once: a chain holds no per-file state (that is the FileCtx), and compiling the regexes
+/// per input would spend the fuzzer's time there.
+fn run_chains(built: &'static OnceLock<Vec<Chain>>, operators: &[&str], data: &[u8]) {
     let Some((&head, rest)) = data.split_first() else {
         return;
     };
-    let chains = BUILT.get_or_init(|| CHAINS.iter().map(|c| chain(c)).collect());
+    let chains = built.get_or_init(|| operators.iter().map(|o| chain(o)).collect());
     run_chain(&chains[usize::from(head) % chains.len()], rest);
 }
 

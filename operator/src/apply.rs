@@ -156,10 +156,44 @@ fn comparable<K: Serialize>(obj: &K) -> Value {
     v
 }
 
+/// What [`ensure`] found before it wrote, if it wrote.
+enum Before<K> {
+    /// Up to date: nothing written.
+    Unchanged,
+    Created,
+    Updated(K),
+}
+
+impl<K> Before<K> {
+    fn writes(&self) -> usize {
+        usize::from(!matches!(self, Before::Unchanged))
+    }
+}
+
 /// Reads one object and applies `desired` only when it differs. Returns the object as the
-/// cluster has it and, when it was written, as it was before (`Some(None)`: created).
-#[allow(clippy::type_complexity)]
-async fn ensure<K>(api: &Api<K>, desired: &K) -> Result<(K, Option<Option<K>>), ApplyError>
+/// cluster has it, and what was there before a write.
+async fn ensure<K>(api: &Api<K>, desired: &K) -> Result<(K, Before<K>), ApplyError>
+where
+    K: Resource<DynamicType = ()>
+        + k8s_openapi::Resource
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let observed = api
+        .get_opt(&desired.name_any())
+        .await
+        .map_err(|e| apply_error::<K>("get", desired.name_any(), e))?;
+    ensure_observed(api, desired, observed).await
+}
+
+/// [`ensure`] for an object already read.
+async fn ensure_observed<K>(
+    api: &Api<K>,
+    desired: &K,
+    observed: Option<K>,
+) -> Result<(K, Before<K>), ApplyError>
 where
     K: Resource<DynamicType = ()>
         + k8s_openapi::Resource
@@ -169,56 +203,59 @@ where
         + DeserializeOwned,
 {
     let name = desired.name_any();
-    let err = |verb, source| ApplyError {
-        verb,
-        kind: kind_of::<K>(),
-        name: name.clone(),
-        source,
+    let before = match observed {
+        Some(o) if is_subset(&comparable(desired), &comparable(&o)) => {
+            debug!(kind = kind_of::<K>(), %name, "up to date");
+            return Ok((o, Before::Unchanged));
+        }
+        Some(o) => Before::Updated(o),
+        None => Before::Created,
     };
-    let observed = api.get_opt(&name).await.map_err(|e| err("get", e))?;
-    if let Some(observed) = observed.as_ref()
-        && is_subset(&comparable(desired), &comparable(observed))
-    {
-        debug!(kind = kind_of::<K>(), %name, "up to date");
-        return Ok((observed.clone(), None));
-    }
     let params = PatchParams::apply(MANAGER).force();
     let applied = api
         .patch(&name, &params, &Patch::Apply(desired))
         .await
-        .map_err(|e| err("apply", e))?;
-    info!(kind = kind_of::<K>(), %name, created = observed.is_none(), "applied");
-    Ok((applied, Some(observed)))
+        .map_err(|e| apply_error::<K>("apply", name.clone(), e))?;
+    info!(kind = kind_of::<K>(), %name, created = matches!(before, Before::Created), "applied");
+    Ok((applied, before))
+}
+
+fn apply_error<K: k8s_openapi::Resource>(
+    verb: &'static str,
+    name: String,
+    source: kube::Error,
+) -> ApplyError {
+    ApplyError {
+        verb,
+        kind: kind_of::<K>(),
+        name,
+        source,
+    }
 }
 
 /// A DaemonSet's selector cannot change: one made with other selector labels (by an earlier
 /// kotel, whose `managed-by` was its own) is deleted so the apply can create it anew. Its pods go
 /// with it (a node is without a collector until the new pod starts); filelog resumes from its
 /// checkpoints. A DaemonSet the upstream operator made has the same selector and is taken over
-/// in place.
+/// in place. Returns what is left of `observed`, and whether it was deleted.
 async fn remove_if_selector_differs(
     api: &Api<DaemonSet>,
     desired: &DaemonSet,
-) -> Result<bool, ApplyError> {
-    let name = desired.name_any();
-    let err = |verb, source| ApplyError {
-        verb,
-        kind: "DaemonSet",
-        name: name.clone(),
-        source,
-    };
+    observed: Option<DaemonSet>,
+) -> Result<(Option<DaemonSet>, bool), ApplyError> {
     let selector = |ds: &DaemonSet| ds.spec.as_ref().map(|s| s.selector.clone());
-    let Some(observed) = api.get_opt(&name).await.map_err(|e| err("get", e))? else {
-        return Ok(false);
+    let Some(o) = observed else {
+        return Ok((None, false));
     };
-    if selector(&observed) == selector(desired) {
-        return Ok(false);
+    if selector(&o) == selector(desired) {
+        return Ok((Some(o), false));
     }
+    let name = o.name_any();
     info!(%name, "the DaemonSet's selector differs and cannot change: replacing it");
     match api.delete(&name, &DeleteParams::background()).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-        Err(e) => Err(err("delete", e)),
+        Ok(_) => Ok((None, true)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok((None, false)),
+        Err(e) => Err(apply_error::<DaemonSet>("delete", name, e)),
     }
 }
 
@@ -227,12 +264,7 @@ async fn remove<K>(api: &Api<K>, name: &str) -> Result<bool, ApplyError>
 where
     K: Resource<DynamicType = ()> + k8s_openapi::Resource + Clone + Debug + DeserializeOwned,
 {
-    let err = |verb, source| ApplyError {
-        verb,
-        kind: kind_of::<K>(),
-        name: name.to_string(),
-        source,
-    };
+    let err = |verb, source| apply_error::<K>(verb, name.to_string(), source);
     let Some(observed) = api.get_opt(name).await.map_err(|e| err("get", e))? else {
         return Ok(false);
     };
@@ -266,7 +298,7 @@ where
     match desired {
         Some(d) => {
             let (obj, before) = ensure(api, d).await?;
-            applied.writes += usize::from(before.is_some());
+            applied.writes += before.writes();
             Ok(Some(obj))
         }
         None => {
@@ -281,8 +313,14 @@ fn kind_of<K: k8s_openapi::Resource>() -> &'static str {
 }
 
 /// Applies every child in dependency order (identity and config before the pods that use them),
-/// then prunes ConfigMaps beyond the retention and children no longer wanted.
-pub async fn apply(client: &Client, v: &Validated, c: &Children) -> Result<Applied, ApplyError> {
+/// then prunes ConfigMaps beyond the retention and children no longer wanted. Without
+/// `cluster_rbac` (`--collector-rbac off`) ClusterRoles and bindings are not read or touched.
+pub async fn apply(
+    client: &Client,
+    v: &Validated,
+    c: &Children,
+    cluster_rbac: bool,
+) -> Result<Applied, ApplyError> {
     let ns = v.names.namespace.as_str();
     let mut applied = Applied::default();
 
@@ -297,10 +335,9 @@ pub async fn apply(client: &Client, v: &Validated, c: &Children) -> Result<Appli
 
     let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let (_, before) = ensure(&cm_api, &c.config_map).await?;
-    applied.writes += usize::from(before.is_some());
+    applied.writes += before.writes();
 
-    // With `--collector-rbac off` cluster RBAC is the platform team's: not read, not touched.
-    if v.grants_rbac {
+    if cluster_rbac {
         let cr_api: Api<ClusterRole> = Api::all(client.clone());
         ensure_or_remove(
             &cr_api,
@@ -343,12 +380,20 @@ pub async fn apply(client: &Client, v: &Validated, c: &Children) -> Result<Appli
     .await?;
 
     let ds_api: Api<DaemonSet> = Api::namespaced(client.clone(), ns);
-    applied.writes += usize::from(remove_if_selector_differs(&ds_api, &c.daemon_set).await?);
-    let (ds, before) = ensure(&ds_api, &c.daemon_set).await?;
-    if let Some(before) = before {
-        applied.writes += 1;
-        applied.changed = changed(before.as_ref(), &ds);
-    }
+    let name = c.daemon_set.name_any();
+    let observed = ds_api
+        .get_opt(&name)
+        .await
+        .map_err(|e| apply_error::<DaemonSet>("get", name, e))?;
+    let (observed, deleted) = remove_if_selector_differs(&ds_api, &c.daemon_set, observed).await?;
+    applied.writes += usize::from(deleted);
+    let (ds, before) = ensure_observed(&ds_api, &c.daemon_set, observed).await?;
+    applied.writes += before.writes();
+    applied.changed = match &before {
+        Before::Unchanged => Changed::default(),
+        Before::Created => changed(None, &ds),
+        Before::Updated(b) => changed(Some(b), &ds),
+    };
     applied.daemon_set = Some(ds);
 
     applied.writes += prune_config_maps(

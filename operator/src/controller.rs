@@ -183,7 +183,14 @@ async fn reconcile_inner(
     if children.cluster_role.is_some() && !has_finalizer(cr) {
         set_finalizer(cr, ctx, true).await?;
     }
-    let applied = match apply::apply(&ctx.client, &validated, &children).await {
+    let applied = match apply::apply(
+        &ctx.client,
+        &validated,
+        &children,
+        ctx.defaults.collector_rbac,
+    )
+    .await
+    {
         Ok(a) => a,
         Err(e) if e.rejected_input().is_some() => {
             let message = e.rejected_input().unwrap_or_default();
@@ -215,19 +222,14 @@ async fn reconcile_inner(
         let note = format!("collector image {from} → {to}; the pods roll to it");
         publish(ctx, cr, EventType::Normal, "ImageChanged", note).await;
     }
-    let complete = applied
-        .daemon_set
-        .as_ref()
-        .is_some_and(|ds| status::rollout(ds).complete);
+    let rollout = applied.daemon_set.as_ref().map(status::rollout);
+    let complete = rollout.as_ref().is_some_and(|r| r.complete);
     // Pods are not watched: while a rollout is under way, look at them and come back soon, so
     // status names the pods that fail and what the kubelet says about them.
     let problems = if complete {
         Vec::new()
     } else {
-        let desired = applied
-            .daemon_set
-            .as_ref()
-            .map_or(0, |ds| status::rollout(ds).desired);
+        let desired = rollout.map_or(0, |r| r.desired);
         observe_pod_problems(ctx, &ns, &validated, desired).await
     };
     let outcome = Outcome::Applied {

@@ -137,11 +137,7 @@ pub fn desired_status(
                 ),
             });
             match r {
-                Some(r) if r.complete => (
-                    cond(READY, true, REASON_RECONCILED, &r.message),
-                    cond(RECONCILING, false, REASON_RECONCILED, &r.message),
-                    cond(STALLED, false, REASON_RECONCILED, &r.message),
-                ),
+                Some(r) if r.complete => kstatus(true, false, false, REASON_RECONCILED, &r.message),
                 other => {
                     let mut msg =
                         other.map_or("waiting for the DaemonSet".to_string(), |r| r.message);
@@ -161,16 +157,8 @@ pub fn desired_status(
                         None
                     };
                     match stuck_reason {
-                        Some(reason) => (
-                            cond(READY, false, reason, &msg),
-                            cond(RECONCILING, false, reason, &msg),
-                            cond(STALLED, true, reason, &msg),
-                        ),
-                        None => (
-                            cond(READY, false, REASON_ROLLOUT, &msg),
-                            cond(RECONCILING, true, REASON_ROLLOUT, &msg),
-                            cond(STALLED, false, REASON_ROLLOUT, &msg),
-                        ),
+                        Some(reason) => kstatus(false, false, true, reason, &msg),
+                        None => kstatus(false, true, false, REASON_ROLLOUT, &msg),
                     }
                 }
             }
@@ -180,16 +168,13 @@ pub fn desired_status(
             // Ready stays True if it was (the collector runs as before); anything else is
             // Unknown, never False, which kstatus would read as in progress for as long as the
             // resource stays unmanaged.
-            let mut ready = cond(READY, false, REASON_UNMANAGED, msg);
+            let (mut ready, reconciling, stalled) =
+                kstatus(false, false, false, REASON_UNMANAGED, msg);
             ready.status = match find(READY) {
                 Some(c) if c.status == "True" => "True".to_string(),
                 _ => "Unknown".to_string(),
             };
-            (
-                ready,
-                cond(RECONCILING, false, REASON_UNMANAGED, msg),
-                cond(STALLED, false, REASON_UNMANAGED, msg),
-            )
+            (ready, reconciling, stalled)
         }
         Outcome::Invalid {
             invalid: e,
@@ -204,17 +189,9 @@ pub fn desired_status(
             } else {
                 format!("{}; nothing was rolled out", e.message)
             };
-            (
-                cond(READY, false, reason, &msg),
-                cond(RECONCILING, false, reason, &msg),
-                cond(STALLED, true, reason, &msg),
-            )
+            kstatus(false, false, true, reason, &msg)
         }
-        Outcome::Failed(msg) => (
-            cond(READY, false, REASON_ERROR, msg),
-            cond(RECONCILING, true, REASON_ERROR, msg),
-            cond(STALLED, false, REASON_ERROR, msg),
-        ),
+        Outcome::Failed(msg) => kstatus(false, true, false, REASON_ERROR, msg),
     };
     let kept: Vec<Condition> = if matches!(outcome, Outcome::Applied { .. }) {
         Vec::new()
@@ -287,6 +264,21 @@ fn notices(v: &Validated) -> Vec<Condition> {
         out.push(cond(CONFIG_DEPRECATED, true, "DeprecatedConfig", &msg));
     }
     out
+}
+
+/// Ready, Reconciling and Stalled with one reason and message.
+fn kstatus(
+    ready: bool,
+    reconciling: bool,
+    stalled: bool,
+    reason: &str,
+    message: &str,
+) -> (Condition, Condition, Condition) {
+    (
+        cond(READY, ready, reason, message),
+        cond(RECONCILING, reconciling, reason, message),
+        cond(STALLED, stalled, reason, message),
+    )
 }
 
 fn cond(type_: &str, status: bool, reason: &str, message: &str) -> Condition {
@@ -406,6 +398,16 @@ mod tests {
         crate::validate::validate(&cr, &Default::default()).expect("valid")
     }
 
+    /// A reconcile that applied `v` and found the DaemonSet `ds`, with a 600 s deadline.
+    fn applied<'a>(v: &'a Validated, ds: &'a DaemonSet) -> Outcome<'a> {
+        Outcome::Applied {
+            validated: v,
+            daemon_set: Some(ds),
+            problems: &[],
+            progress_deadline: Duration::from_secs(600),
+        }
+    }
+
     fn at(second: i64) -> Time {
         Time(k8s_openapi::jiff::Timestamp::from_second(second).unwrap())
     }
@@ -420,17 +422,12 @@ mod tests {
     fn a_rollout_over_its_deadline_is_stalled_until_the_spec_changes() {
         let v = validated(serde_json::json!({}));
         let rolling = ds(1, 1, 1, 0, 0);
-        let applied = Outcome::Applied {
-            validated: &v,
-            daemon_set: Some(&rolling),
-            problems: &[],
-            progress_deadline: Duration::from_secs(600),
-        };
-        let s = desired_status(None, Some(1), &applied, at(1000));
+        let outcome = applied(&v, &rolling);
+        let s = desired_status(None, Some(1), &outcome, at(1000));
         assert_eq!(by(&s, RECONCILING).status, "True");
-        let s = desired_status(Some(&s), Some(1), &applied, at(1599));
+        let s = desired_status(Some(&s), Some(1), &outcome, at(1599));
         assert_eq!(by(&s, STALLED).status, "False", "still inside the deadline");
-        let s = desired_status(Some(&s), Some(1), &applied, at(1600));
+        let s = desired_status(Some(&s), Some(1), &outcome, at(1600));
         assert_eq!(by(&s, STALLED).status, "True");
         assert_eq!(by(&s, STALLED).reason, REASON_DEADLINE);
         assert_eq!(
@@ -444,22 +441,17 @@ mod tests {
             by(&s, READY).message
         );
         // Stays overdue on later looks at the same generation.
-        let s = desired_status(Some(&s), Some(1), &applied, at(1700));
+        let s = desired_status(Some(&s), Some(1), &outcome, at(1700));
         assert_eq!(by(&s, STALLED).reason, REASON_DEADLINE);
         // An edit (generation 2) starts a new rollout and a new clock.
-        let s = desired_status(Some(&s), Some(2), &applied, at(1800));
+        let s = desired_status(Some(&s), Some(2), &outcome, at(1800));
         assert_eq!(by(&s, RECONCILING).status, "True");
         assert_eq!(by(&s, RECONCILING).last_transition_time, at(1800));
-        let s = desired_status(Some(&s), Some(2), &applied, at(2399));
+        let s = desired_status(Some(&s), Some(2), &outcome, at(2399));
         assert_eq!(by(&s, STALLED).status, "False");
         // It completes: Ready.
         let done = ds(1, 1, 1, 1, 1);
-        let complete = Outcome::Applied {
-            validated: &v,
-            daemon_set: Some(&done),
-            problems: &[],
-            progress_deadline: Duration::from_secs(600),
-        };
+        let complete = applied(&v, &done);
         let s = desired_status(Some(&s), Some(2), &complete, at(2500));
         assert_eq!(by(&s, READY).status, "True");
         assert_eq!(by(&s, STALLED).status, "False");
@@ -471,12 +463,7 @@ mod tests {
     fn unmanaged_follows_the_generation_and_keeps_ready() {
         let v = validated(serde_json::json!({}));
         let done = ds(1, 1, 1, 1, 1);
-        let complete = Outcome::Applied {
-            validated: &v,
-            daemon_set: Some(&done),
-            problems: &[],
-            progress_deadline: Duration::from_secs(600),
-        };
+        let complete = applied(&v, &done);
         let s = desired_status(None, Some(1), &complete, at(1000));
         let u = desired_status(Some(&s), Some(2), &Outcome::Unmanaged, at(2000));
         assert_eq!(u.observed_generation, Some(2));
@@ -519,13 +506,8 @@ mod tests {
         let v = validated(serde_json::json!({"exporters": {"logging": {}},
             "service": {"pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["logging"]}}}}));
         let done = ds(1, 1, 1, 1, 1);
-        let applied = Outcome::Applied {
-            validated: &v,
-            daemon_set: Some(&done),
-            problems: &[],
-            progress_deadline: Duration::from_secs(600),
-        };
-        let s = desired_status(None, Some(1), &applied, at(1000));
+        let outcome = applied(&v, &done);
+        let s = desired_status(None, Some(1), &outcome, at(1000));
         let d = by(&s, CONFIG_DEPRECATED);
         assert_eq!(d.status, "True");
         assert!(d.message.contains("exporters.logging"), "{}", d.message);
@@ -539,13 +521,8 @@ mod tests {
         assert_eq!(by(&r, CONFIG_DEPRECATED), d, "describes what still runs");
         // Fixed: gone.
         let clean = validated(serde_json::json!({}));
-        let applied = Outcome::Applied {
-            validated: &clean,
-            daemon_set: Some(&done),
-            problems: &[],
-            progress_deadline: Duration::from_secs(600),
-        };
-        let c = desired_status(Some(&r), Some(3), &applied, at(3000));
+        let outcome = applied(&clean, &done);
+        let c = desired_status(Some(&r), Some(3), &outcome, at(3000));
         assert!(c.conditions.iter().all(|c| c.type_ != CONFIG_DEPRECATED));
     }
 }

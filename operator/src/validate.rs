@@ -70,9 +70,6 @@ pub struct Validated {
     pub owns_service_account: bool,
     /// ConfigMaps kept besides the current one.
     pub config_versions: usize,
-    /// Whether the operator manages cluster RBAC for collectors at all (`--collector-rbac`);
-    /// off, it neither creates nor reads nor deletes ClusterRoles.
-    pub grants_rbac: bool,
     /// The operator's image, when `upgradeStrategy: none` keeps the collectors on another.
     pub held_upgrade: Option<String>,
     /// Deprecated config names in use, each with its replacement.
@@ -210,7 +207,6 @@ pub fn validate(
         service_account,
         owns_service_account,
         config_versions: spec.config_versions.unwrap_or(3).max(1) as usize,
-        grants_rbac: defaults.collector_rbac,
         held_upgrade,
         deprecations: typed.deprecations().to_vec(),
         spec: spec.clone(),
@@ -229,7 +225,7 @@ const UNPROPAGATED_ANNOTATIONS: &[&str] = &[
     "kustomize.toolkit.fluxcd.io/",
 ];
 
-pub fn propagated_annotations(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+fn propagated_annotations(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     all.iter()
         .filter(|(k, _)| !UNPROPAGATED_ANNOTATIONS.iter().any(|p| k.starts_with(p)))
         .map(|(k, v)| (k.clone(), v.clone()))

@@ -66,17 +66,13 @@ pub(crate) fn migrate(root: &mut Map<String, Value>) -> Vec<String> {
                     "{path}: the type {ty} is {new} since upstream {version}"
                 ));
             }
-            let fields = match config {
-                Value::Object(fields) => fields,
-                // `logging:` with no value: the API server or YAML gives null.
-                Value::Null => {
-                    *config = Value::Object(Map::new());
-                    let Value::Object(fields) = config else {
-                        unreachable!()
-                    };
-                    fields
-                }
-                _ => continue,
+            // `logging:` with no value is null: the same as `{}` (see `typed`), and its
+            // defaults need somewhere to go.
+            if config.is_null() {
+                *config = Value::Object(Map::new());
+            }
+            let Value::Object(fields) = config else {
+                continue;
             };
             let mut note = |what: String| notes.push(format!("{path}{what}"));
             match (section, ty) {

@@ -359,3 +359,52 @@ service:
 "#
     )
 }
+
+/// An OTLP receiver on its own, its logs captured: what the receiver tests drive with real
+/// clients.
+pub struct LogsReceiver {
+    pub sink: Arc<kotel_pipeline::CaptureSink>,
+    /// Listening address per protocol (`grpc`, `http`).
+    pub addrs: std::collections::BTreeMap<&'static str, SocketAddr>,
+    pub stop: Shutdown,
+    pub run: tokio::task::JoinHandle<()>,
+}
+
+impl LogsReceiver {
+    pub async fn start(cfg: &kotel_config::receivers::otlp::OtlpReceiverConfig) -> Self {
+        use kotelcol::receivers::SignalConsumers;
+        use kotelcol::receivers::otlp::{OtlpReceiver, Wiring};
+        let sink = kotel_pipeline::CaptureSink::new();
+        let consumers = SignalConsumers {
+            logs: Some(sink.clone() as Arc<dyn kotel_pipeline::Consumer>),
+            ..Default::default()
+        };
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = kotel_pipeline::obsreport::SelfMetrics::register(&mut registry);
+        let id: kotel_config::ComponentId = "otlp".parse().unwrap();
+        let receiver = OtlpReceiver::build(
+            &id,
+            cfg,
+            Wiring {
+                grpc: (consumers.clone(), metrics.receiver("otlp", "grpc")),
+                http: (consumers, metrics.receiver("otlp", "http")),
+            },
+        )
+        .await
+        .unwrap();
+        let addrs = receiver.local_addrs().into_iter().collect();
+        let stop = Shutdown::new();
+        let run = tokio::spawn(receiver.run(stop.clone()));
+        Self {
+            sink,
+            addrs,
+            stop,
+            run,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.run.await.unwrap();
+    }
+}
