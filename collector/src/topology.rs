@@ -83,7 +83,7 @@ pub async fn build(
     let mut storage = StorageDirs::default();
     for (id, ext) in config.active_extensions() {
         if let ExtensionConfig::FileStorage(fs) = ext {
-            storage.insert(id.clone(), file_storage::resolve(id, fs)?);
+            storage.insert(id.clone(), file_storage::resolve(id, fs)?, fs.fsync);
         }
     }
 

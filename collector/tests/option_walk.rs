@@ -166,12 +166,6 @@ fn options_kotel_cannot_run_are_refused_by_kotel_config_with_a_kind() {
             ErrorKind::Unsupported,
         ),
         (
-            "exporters",
-            json!({"endpoint": "127.0.0.1:1", "sending_queue": {"storage": "file_storage"}}),
-            "exporters.otlp.sending_queue.storage",
-            ErrorKind::Unsupported,
-        ),
-        (
             "processors",
             json!({"metadata_keys": ["tenant"]}),
             "processors.batch.metadata_keys",

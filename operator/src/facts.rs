@@ -186,6 +186,42 @@ service:
     }
 
     #[test]
+    fn a_persistent_sending_queue_keeps_its_storage_on_the_node() {
+        let config = Config::from_yaml(
+            r#"
+receivers:
+  otlp: {protocols: {grpc: {}}}
+exporters:
+  otlp:
+    endpoint: backend:4317
+    sending_queue: {storage: file_storage/queue}
+extensions:
+  file_storage/queue: {directory: /var/lib/otelcol/queue, create_directory: true}
+service:
+  extensions: [file_storage/queue]
+  pipelines:
+    traces: {receivers: [otlp], exporters: [otlp]}
+"#,
+        )
+        .expect("valid");
+        let f = facts(&config);
+        let mounts: Vec<_> = f
+            .host_mounts
+            .iter()
+            .map(|m| (m.name.as_str(), m.path.as_str(), m.read_only))
+            .collect();
+        assert_eq!(
+            mounts,
+            vec![(
+                "checkpoints-file-storage-queue",
+                "/var/lib/otelcol/queue",
+                false
+            )]
+        );
+        assert!(f.writes_to_host());
+    }
+
+    #[test]
     fn only_the_kubelets_log_dirs_must_exist_on_the_node() {
         let m = |path: &str, read_only| HostMount {
             name: "v".into(),

@@ -41,13 +41,23 @@ pub struct ExporterStages {
     pub abort: Shutdown,
 }
 
-/// The directories of the enabled `file_storage` extensions.
+/// The directories of the enabled `file_storage` extensions, and whether each asks for every
+/// write to be flushed to disk (`fsync`).
 #[derive(Debug, Clone, Default)]
-pub struct StorageDirs(BTreeMap<ComponentId, PathBuf>);
+pub struct StorageDirs(BTreeMap<ComponentId, (PathBuf, bool)>);
 
 impl StorageDirs {
-    pub fn insert(&mut self, extension: ComponentId, dir: PathBuf) {
-        self.0.insert(extension, dir);
+    pub fn insert(&mut self, extension: ComponentId, dir: PathBuf, fsync: bool) {
+        self.0.insert(extension, (dir, fsync));
+    }
+
+    /// The extension's `fsync` setting (false for an unknown extension).
+    pub fn fsync(&self, extension: &str) -> bool {
+        extension
+            .parse::<ComponentId>()
+            .ok()
+            .and_then(|id| self.0.get(&id))
+            .is_some_and(|(_, fsync)| *fsync)
     }
 
     /// The state directory of `component` inside the extension named `extension`, as upstream
@@ -58,7 +68,7 @@ impl StorageDirs {
         kind: ComponentKind,
         component: &ComponentId,
     ) -> Option<PathBuf> {
-        let dir = self.0.get(&extension.parse::<ComponentId>().ok()?)?;
+        let (dir, _) = self.0.get(&extension.parse::<ComponentId>().ok()?)?;
         Some(dir.join(format!(
             "{}_{}_{}",
             kind.section().trim_end_matches('s'),

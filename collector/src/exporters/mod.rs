@@ -12,24 +12,33 @@
 //! - Without a queue, `consume` sends inline and returns the outcome to the caller.
 //! - On shutdown the workers send what is queued; past the deadline, retries stop and what is
 //!   left is dropped and counted.
+//! - With `sending_queue.storage` (a `file_storage` extension) the queue is on disk
+//!   ([`disk_queue`]): data counts as accepted once its file is written (so a receiver that
+//!   waits for acknowledgements, filelog, may checkpoint past it), workers read it back to send
+//!   it, and on shutdown what is not sent stays on disk for the next start instead of being
+//!   dropped. Queued bytes are on disk, not in memory: the memory limiter does not count them.
 
 pub mod codec;
 pub mod debug;
+pub mod disk_queue;
 pub mod otlp_grpc;
 pub mod otlp_http;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kotel_config::exporters::{QueueConfig, QueueSizer, RetryConfig};
-use kotel_config::{ComponentId, ExporterConfig};
+use kotel_config::{ComponentId, ComponentKind, ExporterConfig};
 use kotel_pipeline::obsreport::ExporterCounters;
 use kotel_pipeline::{
     Acks, Backoff, BuildContext, BuildError, Built, ConsumeError, Consumer, Envelope,
     ExporterStages, Ledger, Payload, Refusal, Signal,
 };
 use tokio::sync::{Mutex, Semaphore, mpsc};
+
+use disk_queue::{DiskQueue, Stored};
 
 /// An exporter that cannot be set up (a TLS file that does not load, …).
 #[derive(Debug, thiserror::Error)]
@@ -84,20 +93,49 @@ pub fn build(cx: BuildContext<'_>, cfg: &ExporterConfig) -> Result<Built, BuildE
             },
         ),
     };
+    let disk = match queue.storage.as_deref().filter(|_| queue.enabled) {
+        Some(ext) => Some(open_disk_queue(&cx, ext).map_err(setup)?),
+        None => None,
+    };
     let name = cx.name();
-    let (exporter, task) = QueuedExporter::new(
-        name.clone(),
-        sender,
-        policy,
-        &queue,
-        cx.telemetry.exporter(&name),
-        cx.ledger.clone(),
-        cx.stages.exporters.clone(),
-    );
+    let wiring = Wiring {
+        counters: cx.telemetry.exporter(&name),
+        ledger: cx.ledger.clone(),
+        stages: cx.stages.exporters.clone(),
+    };
+    let (exporter, task) = QueuedExporter::new(name, sender, policy, &queue, disk, wiring);
     Ok(Built::consumer(exporter).with_task(async move {
         task.run().await;
         Ok::<(), std::convert::Infallible>(())
     }))
+}
+
+/// The exporter's queue directory in the `file_storage` extension `ext`, opened, with what an
+/// earlier run left in it. Named beside upstream's per-signal files (`exporter_otlp_backend_traces`,
+/// a bbolt database) without taking their names: the formats differ.
+fn open_disk_queue(cx: &BuildContext<'_>, ext: &str) -> Result<(DiskQueue, Vec<Stored>), String> {
+    let base = cx
+        .storage
+        .component_dir(ext, ComponentKind::Exporter, cx.id)
+        .ok_or_else(|| format!("storage {ext:?} is not an enabled file_storage extension"))?;
+    let mut dir = base.into_os_string();
+    dir.push("_sending_queue");
+    let dir = PathBuf::from(dir);
+    let (queue, stored, damaged) = DiskQueue::open(&dir, cx.storage.fsync(ext))
+        .map_err(|e| format!("sending_queue.storage: {}: {e}", dir.display()))?;
+    for d in damaged {
+        tracing::error!(exporter = %cx.id, error = %d, "persistent queue: skipping a damaged request");
+    }
+    if !stored.is_empty() {
+        tracing::info!(
+            exporter = %cx.id,
+            requests = stored.len(),
+            items = stored.iter().map(|s| s.items).sum::<u64>(),
+            dir = %dir.display(),
+            "persistent queue: sending what an earlier run left queued"
+        );
+    }
+    Ok((queue, stored))
 }
 
 /// Why one attempt to send failed.
@@ -180,8 +218,14 @@ pub struct SendPolicy {
 }
 
 struct Job {
-    request: Outgoing,
+    request: Queued,
     cost: u32,
+}
+
+/// A queued request: in memory, or on disk with only its header in memory.
+enum Queued {
+    Memory(Outgoing),
+    Disk(Stored),
 }
 
 struct Queue {
@@ -190,6 +234,25 @@ struct Queue {
     capacity: u32,
     by_items: bool,
     block: bool,
+    disk: Option<Arc<DiskQueue>>,
+}
+
+/// Where an exporter reports and how it is stopped.
+pub struct Wiring {
+    pub counters: ExporterCounters,
+    pub ledger: Ledger,
+    pub stages: ExporterStages,
+}
+
+/// Why a request was not sent.
+enum Unsent {
+    /// Given up for good: already counted, logged and its acknowledgements failed.
+    Dropped(SendError),
+    /// The collector is stopping; the caller keeps it (persistent queue) or drops it.
+    Stopped {
+        reason: &'static str,
+        err: SendError,
+    },
 }
 
 /// An exporter: queue, workers, retries and counters around a [`Sender`].
@@ -215,16 +278,21 @@ impl ExporterTask {
 }
 
 impl QueuedExporter {
+    /// `disk`: the persistent queue and what an earlier run left in it, queued first.
     pub fn new(
         name: String,
         sender: Arc<dyn Sender>,
         policy: SendPolicy,
         queue: &QueueConfig,
-        counters: ExporterCounters,
-        ledger: Ledger,
-        stages: ExporterStages,
+        disk: Option<(DiskQueue, Vec<Stored>)>,
+        wiring: Wiring,
     ) -> (Arc<Self>, ExporterTask) {
-        // kotel-config has refused what this cannot do (storage, the bytes sizer).
+        let Wiring {
+            counters,
+            ledger,
+            stages,
+        } = wiring;
+        // kotel-config has refused what this cannot do (the bytes sizer).
         let by_items = queue.sizer == QueueSizer::Items;
         if !queue.enabled {
             let exporter = Arc::new(Self {
@@ -242,6 +310,25 @@ impl QueuedExporter {
         counters.queue_capacity.set(capacity as i64);
         let (tx, rx) = mpsc::unbounded_channel();
         let room = Arc::new(Semaphore::new(capacity as usize));
+        let (disk, recovered) = match disk {
+            Some((d, r)) => (Some(Arc::new(d)), r),
+            None => (None, vec![]),
+        };
+        for stored in recovered {
+            // Over the capacity (queue_size lowered since): kept all the same, taking no room.
+            let cost = cost_of(by_items, stored.items, capacity);
+            let cost = match room.try_acquire_many(cost) {
+                Ok(p) => {
+                    p.forget();
+                    cost
+                }
+                Err(_) => 0,
+            };
+            let _ = tx.send(Job {
+                request: Queued::Disk(stored),
+                cost,
+            });
+        }
         let exporter = Arc::new(Self {
             name,
             sender,
@@ -252,6 +339,7 @@ impl QueuedExporter {
                 capacity,
                 by_items,
                 block: queue.block_on_overflow,
+                disk,
             }),
             counters,
             ledger,
@@ -267,25 +355,74 @@ impl QueuedExporter {
                     as futures::future::BoxFuture<'static, ()>
             })
             .collect();
+        exporter.update_queue_gauge();
         (exporter, ExporterTask { workers })
     }
 
     async fn work(&self, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, room: Arc<Semaphore>) {
+        let persistent = self.queue.as_ref().and_then(|q| q.disk.clone());
         loop {
             let job = {
                 let mut rx = rx.lock().await;
                 tokio::select! {
                     biased;
                     job = rx.recv() => job,
-                    _ = self.stages.drain.cancelled() => rx.try_recv().ok(),
+                    // A persistent queue keeps the rest on disk for the next start.
+                    _ = self.stages.drain.cancelled(), if persistent.is_none() => rx.try_recv().ok(),
+                    _ = self.stages.drain.cancelled() => None,
                 }
             };
             let Some(job) = job else { break };
             room.add_permits(job.cost as usize);
             self.update_queue_gauge();
-            // Past the abort, send_with_retry drops it at once: the rest of the queue goes too.
-            let _ = self.send_with_retry(&job.request).await;
-            self.ledger.sub(job.request.body.len());
+            match (job.request, &persistent) {
+                (Queued::Memory(request), _) => {
+                    // Past the abort, this drops it at once: the rest of the queue goes too.
+                    if let Err(Unsent::Stopped { reason, err }) =
+                        self.send_with_retry(&request).await
+                    {
+                        self.give_up(&request, reason, err);
+                    }
+                    self.ledger.sub(request.body.len());
+                }
+                (Queued::Disk(stored), Some(disk)) => self.send_stored(disk, stored).await,
+                (Queued::Disk(_), None) => unreachable!("disk jobs come from a persistent queue"),
+            }
+        }
+    }
+
+    /// Reads a request from disk, sends it, and forgets it unless the collector stopped first.
+    async fn send_stored(&self, disk: &Arc<DiskQueue>, stored: Stored) {
+        let d = disk.clone();
+        let read = tokio::task::spawn_blocking(move || d.read(stored.seq)).await;
+        let body = match read.expect("the read does not panic") {
+            Ok(body) => body,
+            Err(damaged) => {
+                self.counters.send_failed[stored.signal].inc_by(stored.items);
+                tracing::error!(exporter = %self.name, error = %damaged, items = stored.items,
+                    "persistent queue: dropping a damaged request");
+                return;
+            }
+        };
+        let request = Outgoing {
+            signal: stored.signal,
+            items: stored.items,
+            body,
+            acks: Acks::default(),
+        };
+        self.ledger.add(request.body.len());
+        let outcome = self.send_with_retry(&request).await;
+        self.ledger.sub(request.body.len());
+        if let Err(Unsent::Stopped { reason, .. }) = outcome {
+            tracing::info!(exporter = %self.name, items = stored.items,
+                "persistent queue: kept for the next start ({reason})");
+            return;
+        }
+        let d = disk.clone();
+        let removed = tokio::task::spawn_blocking(move || d.remove(stored.seq)).await;
+        if let Ok(Err(e)) = removed {
+            // Sent again after a restart: a duplicate, not a loss.
+            tracing::warn!(exporter = %self.name, error = %e, "persistent queue: cannot remove a sent request");
         }
     }
 
@@ -296,8 +433,8 @@ impl QueuedExporter {
         }
     }
 
-    /// Sends with retries; the error says why the data was finally dropped.
-    async fn send_with_retry(&self, request: &Outgoing) -> Result<(), SendError> {
+    /// Sends with retries; the error says why it was not sent.
+    async fn send_with_retry(&self, request: &Outgoing) -> Result<(), Unsent> {
         let signal = request.signal;
         let items = request.items;
         let start = Instant::now();
@@ -309,7 +446,7 @@ impl QueuedExporter {
                 biased;
                 _ = self.stages.abort.cancelled() => {
                     let err = SendError::retryable("not sent before the shutdown deadline");
-                    return self.give_up(request, "shutdown deadline reached", err);
+                    return Err(Unsent::Stopped { reason: "shutdown deadline reached", err });
                 }
                 a = tokio::time::timeout(self.policy.timeout, self.sender.send(request)) => a,
             };
@@ -326,23 +463,26 @@ impl QueuedExporter {
             };
             let throttle = match &err {
                 SendError::Permanent(_) => {
-                    return self.give_up(request, "not retryable error", err);
+                    return Err(self.give_up(request, "not retryable error", err));
                 }
                 SendError::Retryable { throttle, .. } => *throttle,
             };
             if !self.policy.retry.enabled {
-                return self.give_up(request, "retry_on_failure is disabled", err);
+                return Err(self.give_up(request, "retry_on_failure is disabled", err));
             }
             // Draining: one attempt each, as upstream stops retrying at shutdown, so a backend
             // that is down does not keep the node without a collector for the whole deadline.
             // (A replayable source, filelog, has not checkpointed past it: it is read again.)
             if self.stages.drain.is_cancelled() {
-                return self.give_up(request, "the collector is shutting down", err);
+                return Err(Unsent::Stopped {
+                    reason: "the collector is shutting down",
+                    err,
+                });
             }
             let delay = backoff.next_delay().max(throttle.unwrap_or_default());
             let max = self.policy.retry.max_elapsed_time;
             if !max.is_zero() && start.elapsed() + delay > max {
-                return self.give_up(request, "max_elapsed_time reached", err);
+                return Err(self.give_up(request, "max_elapsed_time reached", err));
             }
             tracing::warn!(
                 exporter = %self.name,
@@ -355,14 +495,14 @@ impl QueuedExporter {
                 // Shutdown starts: the last attempt now rather than after the backoff.
                 _ = self.stages.drain.cancelled() => {}
                 _ = self.stages.abort.cancelled() => {
-                    return self.give_up(request, "shutdown deadline reached", err);
+                    return Err(Unsent::Stopped { reason: "shutdown deadline reached", err });
                 }
             }
         }
     }
 
     /// Counts and logs data dropped for `reason`.
-    fn give_up(&self, request: &Outgoing, reason: &str, err: SendError) -> Result<(), SendError> {
+    fn give_up(&self, request: &Outgoing, reason: &str, err: SendError) -> Unsent {
         request.acks.fail();
         self.counters.send_failed[request.signal].inc_by(request.items);
         tracing::error!(
@@ -372,7 +512,7 @@ impl QueuedExporter {
             error = %err,
             "dropping data: {reason}"
         );
-        Err(err)
+        Unsent::Dropped(err)
     }
 
     fn refuse(&self, data: Envelope, error: ConsumeError) -> Refusal {
@@ -392,13 +532,21 @@ impl Consumer for QueuedExporter {
             });
         }
         let Some(q) = &self.queue else {
-            return match self.send_with_retry(&Outgoing::encode(&data.payload)).await {
-                Ok(()) => Ok(()),
-                Err(SendError::Permanent(m)) => Err(Refusal {
+            let request = Outgoing::encode(&data.payload);
+            let err = match self.send_with_retry(&request).await {
+                Ok(()) => return Ok(()),
+                Err(Unsent::Dropped(err)) => err,
+                Err(Unsent::Stopped { reason, err }) => {
+                    let _ = self.give_up(&request, reason, err.clone());
+                    err
+                }
+            };
+            return match err {
+                SendError::Permanent(m) => Err(Refusal {
                     error: ConsumeError::Permanent(m),
                     data,
                 }),
-                Err(SendError::Retryable { message, throttle }) => Err(Refusal {
+                SendError::Retryable { message, throttle } => Err(Refusal {
                     error: ConsumeError::Refused {
                         reason: message,
                         retry_after: throttle,
@@ -407,11 +555,7 @@ impl Consumer for QueuedExporter {
                 }),
             };
         };
-        let cost = if q.by_items {
-            (data.payload.item_count() as u32).clamp(1, q.capacity)
-        } else {
-            1
-        };
+        let cost = cost_of(q.by_items, data.payload.item_count() as u64, q.capacity);
         let permit = if q.block {
             tokio::select! {
                 p = q.room.acquire_many(cost) => p.ok(),
@@ -432,17 +576,51 @@ impl Consumer for QueuedExporter {
             return Err(self.refuse(data, error));
         };
         permit.forget();
-        // Queued in memory is not delivered: the receiver hears only once the worker sent it.
         let mut request = Outgoing::encode(&data.payload);
-        request.acks = data.acks.clone();
-        let bytes = request.body.len();
-        self.ledger.add(bytes);
-        if q.tx.send(Job { request, cost }).is_err() {
+        let (job, bytes) = match &q.disk {
+            // On disk is delivered as far as the sender is concerned: when `data` (and its
+            // acknowledgements) is dropped below, the receiver hears success.
+            Some(disk) => {
+                let (d, r) = (disk.clone(), request.clone());
+                let put = tokio::task::spawn_blocking(move || d.put(r.signal, r.items, &r.body));
+                match put.await.expect("the write does not panic") {
+                    Ok(stored) => (Queued::Disk(stored), 0),
+                    Err(e) => {
+                        q.room.add_permits(cost as usize);
+                        tracing::error!(exporter = %self.name, error = %e, dir = %disk.dir().display(),
+                            "persistent queue: cannot write a request");
+                        let error = ConsumeError::Refused {
+                            reason: format!("persistent queue of exporter {}: {e}", self.name),
+                            retry_after: Some(Duration::from_secs(1)),
+                        };
+                        return Err(self.refuse(data, error));
+                    }
+                }
+            }
+            // Queued in memory is not delivered: the receiver hears only once the worker sent it.
+            None => {
+                request.acks = data.acks.clone();
+                let bytes = request.body.len();
+                self.ledger.add(bytes);
+                (Queued::Memory(request), bytes)
+            }
+        };
+        if q.tx.send(Job { request: job, cost }).is_err() {
+            // Only once the workers are gone; a file written stays for the next start.
             q.room.add_permits(cost as usize);
             self.ledger.sub(bytes);
             return Err(self.refuse(data, ConsumeError::ShuttingDown));
         }
         self.update_queue_gauge();
         Ok(())
+    }
+}
+
+/// What a request takes of the queue's room: 1, or its items with `sizer: items`.
+fn cost_of(by_items: bool, items: u64, capacity: u32) -> u32 {
+    if by_items {
+        items.clamp(1, capacity as u64) as u32
+    } else {
+        1
     }
 }

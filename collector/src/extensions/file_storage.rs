@@ -67,7 +67,7 @@ mod tests {
         cfg.create_directory = true;
         let dir = resolve(&id, &cfg).unwrap();
         let mut dirs = kotel_pipeline::StorageDirs::default();
-        dirs.insert(id.clone(), dir);
+        dirs.insert(id.clone(), dir, false);
         let fl: ComponentId = "filelog/pods".parse().unwrap();
         let kind = kotel_config::ComponentKind::Receiver;
         let got = dirs.component_dir("file_storage", kind, &fl).unwrap();

@@ -281,6 +281,17 @@ impl Process {
     }
 }
 
+impl Process {
+    /// SIGKILL, as the kernel's OOM killer or a node losing power to the process would: no
+    /// shutdown runs. Returns every line kotelcol logged.
+    pub fn sigkill(mut self) -> Vec<String> {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.log.take().unwrap().join().unwrap()
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         if let Some(child) = &mut self.child {

@@ -18,7 +18,7 @@ use kotel_pipeline::proto::collector::trace::v1::trace_service_server::{
 use kotel_pipeline::proto::common::v1::{AnyValue, KeyValue, any_value};
 use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use kotel_pipeline::{ExportTraceServiceRequest, ExporterStages, Ledger, Payload, Shutdown};
-use kotelcol::exporters::{QueuedExporter, SendPolicy, Sender};
+use kotelcol::exporters::{QueuedExporter, SendPolicy, Sender, Wiring};
 use kotelcol::net::{self, Protocol};
 use kotelcol::rpc_status::Status;
 use prometheus_client::registry::Registry;
@@ -301,15 +301,13 @@ impl Harness {
         let metrics = SelfMetrics::register(&mut registry);
         let ledger = Ledger::new(metrics.held_bytes.clone());
         let stages = ExporterStages::default();
-        let (exporter, task) = QueuedExporter::new(
-            "otlp".into(),
-            sender,
-            policy,
-            queue,
-            metrics.exporter("otlp"),
+        let wiring = Wiring {
+            counters: metrics.exporter("otlp"),
             ledger,
-            stages.clone(),
-        );
+            stages: stages.clone(),
+        };
+        let (exporter, task) =
+            QueuedExporter::new("otlp".into(), sender, policy, queue, None, wiring);
         Self {
             exporter,
             stages,

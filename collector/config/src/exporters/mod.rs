@@ -58,7 +58,7 @@ pub struct QueueConfig {
     /// When full: wait for room (`true`) instead of refusing the data at once (default false).
     pub block_on_overflow: bool,
     pub wait_for_result: bool,
-    /// A storage extension id for a persistent queue.
+    /// A `file_storage` extension id: the queue is kept on disk there, across restarts.
     pub storage: Option<String>,
 }
 
@@ -88,15 +88,10 @@ pub enum QueueSizer {
 }
 
 impl QueueConfig {
-    /// What kotel runs: an in-memory queue counted in requests or items.
+    /// What kotel runs: a queue counted in requests or items, in memory or (with `storage`,
+    /// checked against the extensions by the config) on disk.
     pub(crate) fn validate(&self, path: &str) -> Result<(), crate::error::ConfigError> {
         use crate::error::ConfigError;
-        if self.storage.is_some() {
-            return Err(ConfigError::unsupported(
-                format!("{path}.sending_queue.storage"),
-                "a persistent queue is not supported by kotel yet; remove it to use the in-memory queue",
-            ));
-        }
         if self.sizer == QueueSizer::Bytes {
             return Err(ConfigError::unsupported(
                 format!("{path}.sending_queue.sizer"),
