@@ -192,6 +192,10 @@ pub struct OperatorOptions {
     pub collector_image: Option<String>,
     /// `--progress-deadline-seconds` (else the operator's default).
     pub progress_deadline_secs: Option<u64>,
+    /// Reach the API server through 127.0.0.1:port (a [`kotel_testkit::proxy::Proxy`]).
+    pub api_proxy_port: Option<u16>,
+    /// `--collector-rbac-allow`.
+    pub rbac_allow: Option<String>,
 }
 
 fn operator_bin() -> PathBuf {
@@ -224,6 +228,9 @@ impl Operator {
             "2h",
             &kubeconfig,
         )?;
+        if let Some(port) = opts.api_proxy_port {
+            crate::route_kubeconfig_through(&kubeconfig, port)?;
+        }
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let http_s = http.to_string();
         let mut args = vec![
@@ -252,6 +259,9 @@ impl Operator {
         let deadline = opts.progress_deadline_secs.map(|s| s.to_string());
         if let Some(deadline) = &deadline {
             args.extend(["--progress-deadline-seconds", deadline.as_str()]);
+        }
+        if let Some(allow) = &opts.rbac_allow {
+            args.extend(["--collector-rbac-allow", allow.as_str()]);
         }
         let log = state_dir().join("logs").join(format!("{name}.log"));
         println!("starting {name} (log {})", log.display());

@@ -199,6 +199,41 @@ pub fn token_kubeconfig(base: &Path, token: &str, user: &str, out: &Path) -> Res
     Ok(())
 }
 
+/// Points every cluster of the kubeconfig `path` at 127.0.0.1:`port` (a proxy in front of the
+/// API server), still verifying the server's certificate against the original host.
+pub fn route_kubeconfig_through(path: &Path, port: u16) -> Result<()> {
+    let mut kc = Kubeconfig::read_from(path)?;
+    for named in &mut kc.clusters {
+        let Some(cluster) = named.cluster.as_mut() else {
+            continue;
+        };
+        let server = cluster
+            .server
+            .clone()
+            .context("a cluster without a server")?;
+        let url: http::Uri = server.parse().context("the cluster's server URL")?;
+        let host = url.host().context("a server URL without a host")?;
+        cluster
+            .tls_server_name
+            .get_or_insert_with(|| host.trim_matches(['[', ']']).to_owned());
+        cluster.server = Some(format!("https://127.0.0.1:{port}{}", url.path()));
+    }
+    std::fs::write(path, serde_yaml_ng::to_string(&kc)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// The API server's socket address, from the admin kubeconfig.
+pub async fn api_server_addr() -> Result<std::net::SocketAddr> {
+    let config = kube::Config::infer().await?;
+    let url = &config.cluster_url;
+    let host = url.host().context("no host")?.trim_matches(['[', ']']);
+    tokio::net::lookup_host((host, url.port_u16().unwrap_or(443)))
+        .await?
+        .next()
+        .context("the API server's host resolves to nothing")
+}
+
 /// A kubeconfig for `namespace/service_account`, from a TokenRequest (valid `duration`).
 pub fn service_account_kubeconfig(
     namespace: &str,
@@ -322,6 +357,24 @@ mod tests {
             kc.contexts[0].context.as_ref().unwrap().user.as_deref(),
             Some("sa-user")
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_kubeconfig_routed_through_a_proxy_keeps_the_servers_name_for_tls() {
+        let dir = std::env::temp_dir().join(format!("kotel-e2e-route-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("kc");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://api.example:6443/prefix\ncontexts: []\n",
+        )
+        .unwrap();
+        route_kubeconfig_through(&path, 4242).unwrap();
+        let kc = Kubeconfig::read_from(&path).unwrap();
+        let c = kc.clusters[0].cluster.as_ref().unwrap();
+        assert_eq!(c.server.as_deref(), Some("https://127.0.0.1:4242/prefix"));
+        assert_eq!(c.tls_server_name.as_deref(), Some("api.example"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

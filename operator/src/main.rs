@@ -56,6 +56,12 @@ struct RunArgs {
     /// teams bind roles to the collectors' ServiceAccounts themselves.
     #[arg(long, env = "COLLECTOR_RBAC", default_value = "auto", value_parser = ["auto", "off"])]
     collector_rbac: String,
+    /// With `auto`: the only rights auto-RBAC may grant, as a comma-separated list of resources
+    /// as kubectl names them (`pods,namespaces,replicasets.apps,nodes/stats,nodes/pods`); a right
+    /// a config needs beyond it is not granted and the resource says so
+    /// (CollectorRBACWithheld). Empty: no limit.
+    #[arg(long, env = "COLLECTOR_RBAC_ALLOW", default_value = "")]
+    collector_rbac_allow: String,
     /// Seconds a collector rollout may take before its resource is reported Stalled
     /// (ProgressDeadlineExceeded); a Deployment's default.
     #[arg(long, env = "PROGRESS_DEADLINE_SECONDS", default_value_t = 600)]
@@ -89,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
                 collector_image: a.collector_image,
                 progress_deadline: std::time::Duration::from_secs(a.progress_deadline_seconds),
                 collector_rbac: a.collector_rbac == "auto",
+                rbac_allow: kotel_operator::rbac::RbacAllow::parse(&a.collector_rbac_allow),
             })
             .await?;
             Ok(())

@@ -74,8 +74,67 @@ impl RuleSet {
     }
 }
 
+/// Which rights auto-RBAC may grant (`--collector-rbac-allow`), by resource as kubectl names
+/// them: `pods`, `nodes/stats` (core group), `replicasets.apps`. Unlimited by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RbacAllow(Option<BTreeSet<String>>);
+
+impl RbacAllow {
+    /// From a comma-separated list; empty or `*` allows everything.
+    pub fn parse(list: &str) -> Self {
+        let names: BTreeSet<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect();
+        if names.is_empty() || names.contains("*") {
+            Self(None)
+        } else {
+            Self(Some(names))
+        }
+    }
+
+    fn allows(&self, name: &str) -> bool {
+        self.0.as_ref().is_none_or(|names| names.contains(name))
+    }
+}
+
+/// `resource` for the core group, `resource.group` otherwise.
+fn kubectl_name(group: &str, resource: &str) -> String {
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
+}
+
 /// The rules the running components of `config` need; empty means no ClusterRole.
 pub fn rules_for(config: &Config, pods_resource: KubeletPodsResource) -> Vec<PolicyRule> {
+    needs(config, pods_resource).into_rules()
+}
+
+/// What of [`rules_for`] `allow` lets the operator grant, and what it withholds (each as
+/// `verbs resource`, e.g. `get,list,watch replicasets.apps`).
+pub fn rules_within(
+    config: &Config,
+    pods_resource: KubeletPodsResource,
+    allow: &RbacAllow,
+) -> (Vec<PolicyRule>, Vec<String>) {
+    let (mut granted, mut withheld) = (RuleSet::default(), Vec::new());
+    for ((group, resource), verbs) in needs(config, pods_resource).0 {
+        let name = kubectl_name(&group, &resource);
+        if allow.allows(&name) {
+            granted.0.insert((group, resource), verbs);
+        } else {
+            let verbs: Vec<String> = verbs.into_iter().collect();
+            withheld.push(format!("{} {name}", verbs.join(",")));
+        }
+    }
+    (granted.into_rules(), withheld)
+}
+
+fn needs(config: &Config, pods_resource: KubeletPodsResource) -> RuleSet {
     let mut rules = RuleSet::default();
     for (_, receiver) in config.active_receivers() {
         if let ReceiverConfig::KubeletStats(c) = receiver {
@@ -87,7 +146,7 @@ pub fn rules_for(config: &Config, pods_resource: KubeletPodsResource) -> Vec<Pol
             k8sattributes(c, &mut rules);
         }
     }
-    rules.into_rules()
+    rules
 }
 
 fn k8sattributes(c: &K8sAttributesConfig, rules: &mut RuleSet) {
@@ -230,6 +289,48 @@ service:
 "#,
         );
         assert!(got.is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn an_allow_list_grants_only_what_it_names_and_reports_the_rest() {
+        let config = Config::from_yaml(
+            r#"
+receivers:
+  otlp: {protocols: {grpc: {}}}
+  kubeletstats: {auth_type: serviceAccount, extra_metadata_labels: [container.id]}
+processors: {k8sattributes: {}}
+exporters: {debug: {}}
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [k8sattributes], exporters: [debug]}
+    metrics: {receivers: [kubeletstats], exporters: [debug]}
+"#,
+        )
+        .unwrap();
+        let pods = KubeletPodsResource::NodesPods;
+        let all = RbacAllow::parse("");
+        assert_eq!(all, RbacAllow::parse(" * "));
+        let (granted, withheld) = rules_within(&config, pods, &all);
+        assert_eq!(granted, rules_for(&config, pods));
+        assert!(withheld.is_empty());
+
+        let allow = RbacAllow::parse("pods, namespaces,nodes/stats");
+        let (granted, withheld) = rules_within(&config, pods, &allow);
+        let granted: Vec<_> = granted
+            .into_iter()
+            .map(|r| (r.resources.unwrap_or_default(), r.verbs))
+            .collect();
+        assert_eq!(
+            granted,
+            vec![
+                (s(&["nodes/stats"]), s(&["get"])),
+                (s(&["namespaces", "pods"]), s(&["get", "list", "watch"])),
+            ]
+        );
+        assert_eq!(
+            withheld,
+            vec!["get nodes/pods", "get,list,watch replicasets.apps"]
+        );
     }
 
     #[test]

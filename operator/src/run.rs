@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub progress_deadline: std::time::Duration,
     /// Whether collectors get the cluster rights their config needs (see `--collector-rbac`).
     pub collector_rbac: bool,
+    /// Which of those rights may be granted (see `--collector-rbac-allow`).
+    pub rbac_allow: crate::rbac::RbacAllow,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +118,7 @@ pub async fn run(opts: RunOptions) -> Result<(), RunError> {
         kubelet_pods: KubeletPodsResource::for_minor_version(minor),
         progress_deadline: opts.progress_deadline,
         collector_rbac: opts.collector_rbac,
+        rbac_allow: opts.rbac_allow,
         ..OperatorDefaults::default()
     };
     if let Some(image) = opts.collector_image.filter(|i| !i.is_empty()) {

@@ -33,6 +33,8 @@ pub const REASON_UNMANAGED: &str = "Unmanaged";
 pub const UPGRADE_HELD: &str = "UpgradeHeld";
 /// Condition (only while True): the config uses names upstream deprecated or renamed.
 pub const CONFIG_DEPRECATED: &str = "ConfigDeprecated";
+/// Condition (only while True): `--collector-rbac-allow` withholds rights the config needs.
+pub const RBAC_WITHHELD: &str = "CollectorRBACWithheld";
 /// How many failing pods a condition message names.
 const PROBLEMS_NAMED: usize = 3;
 
@@ -262,6 +264,14 @@ fn notices(v: &Validated) -> Vec<Condition> {
             v.deprecations.join("; ")
         );
         out.push(cond(CONFIG_DEPRECATED, true, "DeprecatedConfig", &msg));
+    }
+    if !v.rbac_withheld.is_empty() {
+        let msg = format!(
+            "the operator's --collector-rbac-allow keeps it from granting what the config needs: {}; bind these to ServiceAccount {} yourself, or the components that need them cannot work",
+            v.rbac_withheld.join("; "),
+            v.service_account
+        );
+        out.push(cond(RBAC_WITHHELD, true, "NotAllowedByOperator", &msg));
     }
     out
 }
@@ -524,5 +534,22 @@ mod tests {
         let outcome = applied(&clean, &done);
         let c = desired_status(Some(&r), Some(3), &outcome, at(3000));
         assert!(c.conditions.iter().all(|c| c.type_ != CONFIG_DEPRECATED));
+        assert!(c.conditions.iter().all(|c| c.type_ != RBAC_WITHHELD));
+        // Rights the operator may not grant are named, with the ServiceAccount to bind them to.
+        let mut limited = validated(serde_json::json!({}));
+        limited.rbac_withheld = vec!["get,list,watch replicasets.apps".into()];
+        let l = desired_status(Some(&c), Some(4), &applied(&limited, &done), at(4000));
+        let w = by(&l, RBAC_WITHHELD);
+        assert_eq!(
+            (w.status.as_str(), w.reason.as_str()),
+            ("True", "NotAllowedByOperator")
+        );
+        assert!(w.message.contains("replicasets.apps"), "{}", w.message);
+        assert!(
+            w.message.contains(&limited.service_account),
+            "{}",
+            w.message
+        );
+        assert_eq!(by(&l, READY).status, "True", "informational only");
     }
 }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::crd::{Mode, OpenTelemetryCollector, OpenTelemetryCollectorSpec, UpgradeStrategy};
 use crate::facts::{ConfigFacts, facts};
 use crate::names::{CONFIG_DIR, CONFIG_VOLUME, Names};
-use crate::rbac::{KubeletPodsResource, rules_for};
+use crate::rbac::{KubeletPodsResource, RbacAllow, rules_within};
 
 /// What the operator brings to every collector.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub struct OperatorDefaults {
     pub progress_deadline: std::time::Duration,
     /// Whether collectors get the cluster rights their config needs; off, they get none.
     pub collector_rbac: bool,
+    /// Which of those rights may be granted (`--collector-rbac-allow`).
+    pub rbac_allow: RbacAllow,
 }
 
 impl Default for OperatorDefaults {
@@ -40,6 +42,7 @@ impl Default for OperatorDefaults {
             kubelet_pods: KubeletPodsResource::default(),
             progress_deadline: std::time::Duration::from_secs(600),
             collector_rbac: true,
+            rbac_allow: RbacAllow::default(),
         }
     }
 }
@@ -64,6 +67,8 @@ pub struct Validated {
     pub config_hash: String,
     pub facts: ConfigFacts,
     pub rbac_rules: Vec<PolicyRule>,
+    /// Rights the config needs that `--collector-rbac-allow` kept the operator from granting.
+    pub rbac_withheld: Vec<String>,
     /// The ServiceAccount the pods run as.
     pub service_account: String,
     /// Whether the operator creates that ServiceAccount.
@@ -190,6 +195,11 @@ pub fn validate(
 
     let running = cr.status.as_ref().and_then(|s| s.image.as_deref());
     let (image, held_upgrade) = choose_image(spec, running, &defaults.image);
+    let (rbac_rules, rbac_withheld) = if defaults.collector_rbac {
+        rules_within(&typed, defaults.kubelet_pods, &defaults.rbac_allow)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     Ok(Validated {
         uid: cr.uid().unwrap_or_default(),
         labels: cr.labels().clone(),
@@ -199,11 +209,8 @@ pub fn validate(
         config_yaml,
         config_hash,
         facts: facts(&typed),
-        rbac_rules: if defaults.collector_rbac {
-            rules_for(&typed, defaults.kubelet_pods)
-        } else {
-            Vec::new()
-        },
+        rbac_rules,
+        rbac_withheld,
         service_account,
         owns_service_account,
         config_versions: spec.config_versions.unwrap_or(3).max(1) as usize,
@@ -539,6 +546,33 @@ mod tests {
             children.service_account.is_some(),
             "the ServiceAccount is still the operator's"
         );
+    }
+
+    /// Issue 16: `--collector-rbac-allow` limits what auto-RBAC grants; the rest is listed.
+    #[test]
+    fn an_rbac_allow_list_grants_its_part_and_lists_the_rest() {
+        let config = json!({
+            "receivers": {"otlp": {"protocols": {"grpc": {}}}},
+            "processors": {"k8sattributes": {}},
+            "exporters": {"debug": {}},
+            "service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": ["k8sattributes"], "exporters": ["debug"]}}}
+        });
+        let limited = OperatorDefaults {
+            rbac_allow: RbacAllow::parse("pods,namespaces"),
+            ..OperatorDefaults::default()
+        };
+        let v = validate(&cr("daemonset", config), &limited).expect("valid");
+        let resources: Vec<String> = v
+            .rbac_rules
+            .iter()
+            .flat_map(|r| r.resources.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(resources, vec!["namespaces", "pods"]);
+        assert_eq!(v.rbac_withheld, vec!["get,list,watch replicasets.apps"]);
+        let role = crate::build::children(&v)
+            .cluster_role
+            .expect("a ClusterRole");
+        assert_eq!(role.rules, Some(v.rbac_rules.clone()));
     }
 
     #[test]

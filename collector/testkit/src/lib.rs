@@ -3,6 +3,8 @@
 //! Tests never assert timings: they wait for a state with a generous bound (a liveness bound)
 //! and fail naming what never happened.
 
+pub mod proxy;
+
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep};
