@@ -50,10 +50,16 @@ enum Cmd {
         /// Spans or log records per request.
         #[arg(long, default_value_t = 500)]
         items: usize,
+        /// Each sender's pause after a request (0: closed loop, as fast as answers come).
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
     },
     Sink {
         #[arg(long)]
         listen: String,
+        /// Answer each request only after this long (a slow backend).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
     },
 }
 
@@ -182,7 +188,21 @@ fn logs(n: usize) -> Payload {
     })
 }
 
-async fn send(endpoint: String, signal: String, seconds: u64, concurrency: usize, items: usize) {
+/// Refusals by gRPC code, and how many of them carried a RetryInfo.
+#[derive(Default)]
+struct Refusals {
+    by_code: std::collections::BTreeMap<String, u64>,
+    with_retry_info: u64,
+}
+
+async fn send(
+    endpoint: String,
+    signal: String,
+    seconds: u64,
+    concurrency: usize,
+    items: usize,
+    interval: Duration,
+) {
     let payload = match signal.as_str() {
         "logs" => logs(items),
         _ => traces(items),
@@ -196,12 +216,18 @@ async fn send(endpoint: String, signal: String, seconds: u64, concurrency: usize
         .expect("connect to the collector");
     let sent = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
+    let refusals = Arc::new(std::sync::Mutex::new(Refusals::default()));
     let start = Instant::now();
     let end = start + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (channel, body, sent, refused) =
-                (channel.clone(), body.clone(), sent.clone(), refused.clone());
+            let (channel, body, sent, refused, refusals) = (
+                channel.clone(),
+                body.clone(),
+                sent.clone(),
+                refused.clone(),
+                refusals.clone(),
+            );
             tokio::spawn(async move {
                 let mut grpc = tonic::client::Grpc::new(channel);
                 while Instant::now() < end {
@@ -216,11 +242,22 @@ async fn send(endpoint: String, signal: String, seconds: u64, concurrency: usize
                     match r {
                         Ok(_) => {
                             sent.fetch_add(1, Ordering::Relaxed);
+                            if !interval.is_zero() {
+                                tokio::time::sleep(interval).await;
+                            }
                         }
-                        Err(_) => {
-                            // As OTLP clients do: back off before retrying a refusal.
+                        Err(status) => {
                             refused.fetch_add(1, Ordering::Relaxed);
-                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            let hint =
+                                kotelcol::rpc_status::Status::from_tonic(&status).retry_after();
+                            {
+                                let mut r = refusals.lock().unwrap();
+                                *r.by_code.entry(format!("{:?}", status.code())).or_default() += 1;
+                                r.with_retry_info += u64::from(hint.is_some());
+                            }
+                            // As OTLP clients do: back off before retrying a refusal.
+                            let wait = hint.unwrap_or_default().max(Duration::from_millis(100));
+                            tokio::time::sleep(wait).await;
                         }
                     }
                 }
@@ -232,11 +269,23 @@ async fn send(endpoint: String, signal: String, seconds: u64, concurrency: usize
     }
     let secs = start.elapsed().as_secs_f64();
     let requests = sent.load(Ordering::Relaxed);
+    let refused = refused.load(Ordering::Relaxed);
     println!(
-        "sent items={} bytes={} refused={} seconds={secs:.3}",
+        "sent items={} bytes={} refused={refused} refused_items={} seconds={secs:.3}",
         requests * items as u64,
         requests * body.len() as u64,
-        refused.load(Ordering::Relaxed)
+        refused * items as u64,
+    );
+    let r = refusals.lock().unwrap();
+    let codes: Vec<String> = r.by_code.iter().map(|(c, n)| format!("{c}:{n}")).collect();
+    println!(
+        "codes {} with_retry_info={}",
+        if codes.is_empty() {
+            "none".into()
+        } else {
+            codes.join(",")
+        },
+        r.with_retry_info
     );
 }
 
@@ -244,6 +293,7 @@ async fn send(endpoint: String, signal: String, seconds: u64, concurrency: usize
 struct Counts {
     spans: Arc<AtomicU64>,
     logs: Arc<AtomicU64>,
+    delay: Duration,
 }
 
 #[tonic::async_trait]
@@ -253,6 +303,7 @@ impl TraceService for Counts {
         r: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let n = Payload::Traces(r.into_inner()).item_count();
+        tokio::time::sleep(self.delay).await;
         self.spans.fetch_add(n as u64, Ordering::Relaxed);
         Ok(tonic::Response::new(Default::default()))
     }
@@ -265,13 +316,17 @@ impl LogsService for Counts {
         r: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
         let n = Payload::Logs(r.into_inner()).item_count();
+        tokio::time::sleep(self.delay).await;
         self.logs.fetch_add(n as u64, Ordering::Relaxed);
         Ok(tonic::Response::new(Default::default()))
     }
 }
 
-async fn sink(listen: String) {
-    let counts = Counts::default();
+async fn sink(listen: String, delay: Duration) {
+    let counts = Counts {
+        delay,
+        ..Default::default()
+    };
     let listener = kotelcol::net::bind(&listen, None, kotelcol::net::Protocol::Http2)
         .await
         .expect("sink listens");
@@ -313,7 +368,11 @@ async fn main() {
             seconds,
             concurrency,
             items,
-        } => send(endpoint, signal, seconds, concurrency, items).await,
-        Cmd::Sink { listen } => sink(listen).await,
+            interval_ms,
+        } => {
+            let interval = Duration::from_millis(interval_ms);
+            send(endpoint, signal, seconds, concurrency, items, interval).await
+        }
+        Cmd::Sink { listen, delay_ms } => sink(listen, Duration::from_millis(delay_ms)).await,
     }
 }

@@ -238,3 +238,123 @@ fn queued_files(dir: &Path) -> usize {
         .filter(|e| e.path().extension().is_some_and(|x| x == "req"))
         .count()
 }
+
+/// Filelog behind a persistent queue (issue 16.3): lines count as delivered once on disk, so
+/// the checkpoint moves past them while the backend is down; a SIGKILL then loses none of them
+/// and the restarted collector reads only what was written after (no line twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filelog_lines_queued_on_disk_survive_sigkill_without_being_read_again() {
+    use kotel_pipeline::Payload;
+    use kotel_pipeline::proto::common::v1::any_value::Value;
+
+    let (sink, sink_addr, _stop) = Sink::start().await;
+    sink.refusing.store(true, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let storage = dir.path().join("storage");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+receivers:
+  filelog:
+    include: [{log}]
+    start_at: beginning
+    poll_interval: 50ms
+    storage: file_storage
+  # kotelcol reports a receiver's address when it listens: the harness waits for that.
+  otlp: {{protocols: {{grpc: {{endpoint: "127.0.0.1:0"}}}}}}
+extensions:
+  file_storage: {{directory: {storage}, create_directory: true}}
+exporters:
+  otlp:
+    endpoint: {sink_addr}
+    tls: {{insecure: true}}
+    retry_on_failure: {{initial_interval: 20ms, max_interval: 100ms, max_elapsed_time: 0}}
+    sending_queue: {{storage: file_storage}}
+service:
+  extensions: [file_storage]
+  telemetry:
+    logs: {{level: info}}
+    metrics: {{address: "127.0.0.1:0"}}
+  pipelines:
+    logs: {{receivers: [filelog, otlp], exporters: [otlp]}}
+"#,
+            log = log.display(),
+            storage = storage.display()
+        ),
+    )
+    .unwrap();
+    let write_lines = |range: std::ops::Range<u32>| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        for i in range {
+            writeln!(f, "line {i}").unwrap();
+        }
+    };
+    write_lines(0..300);
+    let checkpoint = storage.join("receiver_filelog_/filelog-checkpoints.json");
+    let checkpointed_to_end = || {
+        let len = std::fs::metadata(&log).unwrap().len();
+        std::fs::read_to_string(&checkpoint)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|doc| doc["files"][0]["offset"] == len)
+    };
+
+    let mut kotelcol = Process::spawn(&config, &[]);
+    kotelcol.listening_addr();
+    // The backend is down, yet the checkpoint reaches the end: the lines are on disk.
+    kotel_testkit::wait_until(
+        "the checkpoint to pass every line",
+        kotel_testkit::LIVENESS,
+        checkpointed_to_end,
+    )
+    .await;
+    kotelcol.sigkill();
+    write_lines(300..500);
+
+    let mut kotelcol = Process::spawn(&config, &[]);
+    kotelcol.listening_addr();
+    sink.refusing.store(false, Ordering::SeqCst);
+    let bodies = |ps: &[Payload]| -> Vec<String> {
+        ps.iter()
+            .filter_map(|p| match p {
+                Payload::Logs(r) => Some(r),
+                _ => None,
+            })
+            .flat_map(|r| &r.resource_logs)
+            .flat_map(|r| &r.scope_logs)
+            .flat_map(|s| &s.log_records)
+            .filter_map(|l| match l.body.as_ref()?.value.as_ref()? {
+                Value::StringValue(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    sink.wait_for("500 lines", |ps| bodies(ps).len() >= 500)
+        .await;
+    kotel_testkit::wait_until(
+        "the checkpoint to pass the new lines",
+        kotel_testkit::LIVENESS,
+        checkpointed_to_end,
+    )
+    .await;
+    let got = bodies(&sink.received.lock().await);
+    let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
+    for b in &got {
+        *counts.entry(b.as_str()).or_default() += 1;
+    }
+    let missing: Vec<u32> = (0..500)
+        .filter(|i| !counts.contains_key(format!("line {i}").as_str()))
+        .collect();
+    assert!(missing.is_empty(), "lines never delivered: {missing:?}");
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "lines delivered twice: {twice:?}");
+    drop(kotelcol);
+}

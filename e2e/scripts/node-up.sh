@@ -42,6 +42,9 @@ if alive containerd || alive kubelet; then
   e2e_log "real node partly running; restarting it"
   bash "$(dirname "$0")/node-down.sh"
 fi
+# A pid file left by a machine that stopped without node-down names no live process: forget it,
+# or the waits below would report that process as having just exited.
+for c in containerd kubelet; do alive "$c" || rm -f "$PIDS/$c.pid"; done
 
 report_dead() {
   e2e_log "ERROR: $1 exited. Log: $LOGS/$1.log (last 30 lines):"

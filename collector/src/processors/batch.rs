@@ -123,6 +123,10 @@ impl Consumer for Batch {
         }
         let signal = data.payload.signal();
         let cost = (items as u32).clamp(1, self.capacity);
+        // A request waiting for room is memory too: counted from now, so the memory limiter
+        // in front sees every request the batch holds or keeps waiting.
+        let bytes = data.payload.encoded_len();
+        self.ledger.add(bytes);
         let permit = match self.room.try_acquire_many(cost) {
             Ok(p) => Some(p),
             Err(_) => tokio::time::timeout(WAIT_FOR_ROOM, self.room.acquire_many(cost))
@@ -131,6 +135,7 @@ impl Consumer for Batch {
                 .and_then(Result::ok),
         };
         let Some(permit) = permit else {
+            self.ledger.sub(bytes);
             self.refused[signal].inc_by(items as u64);
             let error = ConsumeError::Refused {
                 reason: "batch buffer is full: the exporters are behind".into(),
@@ -139,8 +144,6 @@ impl Consumer for Batch {
             return Err(Refusal::new(error, data));
         };
         permit.forget();
-        let bytes = data.payload.encoded_len();
-        self.ledger.add(bytes);
         if let Err(back) = self.tx.send(Item { data, bytes, cost }) {
             self.room.add_permits(cost as usize);
             self.ledger.sub(bytes);

@@ -1,18 +1,23 @@
 //! `memory_limiter` processor for a process without a garbage collector.
 //!
-//! Semantics: the limit applies to the bytes of telemetry the collector holds — the [`Ledger`]
-//! of encoded bytes in batch buffers and exporter queues — not to a heap a collector could shrink.
-//! A request is refused (retryable: gRPC UNAVAILABLE, HTTP 503 with Retry-After) when the bytes
-//! held plus the request's own size would pass the soft limit, `limit - spike`. The spike margin
-//! covers what the ledger does not see: requests being decoded, copies in flight, allocator
-//! slack. Memory is released as exporters deliver, so refusals end by themselves; nothing is
-//! forced. `limit_percentage` is taken of the cgroup memory limit (v2 `memory.max`, v1
+//! Semantics: a request is refused (retryable: gRPC UNAVAILABLE, HTTP 503 with Retry-After) when
+//! the bytes of telemetry the collector holds — the [`Ledger`] of encoded bytes in batch buffers
+//! and exporter queues — plus the request's own size would pass a budget. The budget is the soft
+//! limit, `limit - spike`, less twice what the process's resident memory (read from /proc at
+//! most every 25 ms) is past the soft limit: resident memory sees what the ledger does not
+//! (decoded batches, requests being decoded, allocator slack), and shrinking the budget in
+//! proportion settles the process under `limit` under overload while the queue still holds
+//! enough to send full batches (refusing everything while anything is held would shrink batches
+//! to single requests and collapse delivery; measured in BENCHMARKS.md). Memory is released as
+//! exporters deliver, so refusals end by themselves; nothing is forced, and with nothing held
+//! nothing is refused (refusing could not free memory then). `limit_percentage` is taken of the cgroup memory limit (v2 `memory.max`, v1
 //! `memory.limit_in_bytes`), else of the machine's memory. `check_interval` and the GC
 //! intervals are accepted for compatibility: the ledger is exact at every request, so there is
 //! nothing to poll.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use kotel_config::ComponentId;
 use kotel_config::processors::memory_limiter::MemoryLimiterConfig;
@@ -47,6 +52,81 @@ pub struct MemoryLimiter {
     ledger: Ledger,
     soft_limit: u64,
     refused: PerSignal<Counter>,
+    resident: Resident,
+}
+
+/// The process's resident memory, read again when the last reading is 25 ms old.
+struct Resident {
+    start: Instant,
+    read_at_ms: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Resident {
+    const EVERY_MS: u64 = 25;
+
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            read_at_ms: AtomicU64::new(0),
+            bytes: AtomicU64::new(resident_bytes().unwrap_or(0)),
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        let now = self.start.elapsed().as_millis() as u64;
+        let last = self.read_at_ms.load(Ordering::Relaxed);
+        // One request per interval reads /proc (a few microseconds); the rest use its figure.
+        if now.saturating_sub(last) >= Self::EVERY_MS
+            && self
+                .read_at_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            && let Some(b) = resident_bytes()
+        {
+            self.bytes.store(b, Ordering::Relaxed);
+        }
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// VmRSS of this process (None where /proc is not Linux's).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    Some(
+        kb.trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()?
+            * 1024,
+    )
+}
+
+/// The wait a refused client is told: one to two seconds, spread so that clients refused
+/// together do not all come back in the same instant (a burst of requests being decoded at
+/// once is memory the limiter cannot see before it is spent).
+fn retry_hint() -> Duration {
+    use rand::Rng;
+    Duration::from_millis(rand::rng().random_range(1000..2000))
+}
+
+/// Why a request of `request` bytes is refused, if it is.
+fn refusal(held: u64, request: u64, resident: u64, soft_limit: u64) -> Option<String> {
+    let excess = resident.saturating_sub(soft_limit);
+    let budget = soft_limit.saturating_sub(excess.saturating_mul(2));
+    if held + request > soft_limit {
+        Some(format!(
+            "data refused due to high memory usage ({held} bytes held, limit {soft_limit})"
+        ))
+    } else if held > 0 && held + request > budget {
+        Some(format!(
+            "data refused due to high memory usage (resident memory {resident} bytes, {held} bytes held, limit {soft_limit})"
+        ))
+    } else {
+        None
+    }
 }
 
 /// Hard and soft limits in bytes.
@@ -107,19 +187,23 @@ impl MemoryLimiter {
             ledger,
             soft_limit: soft,
             refused,
+            resident: Resident::new(),
         })
     }
 
     fn check(&self, data: &Envelope) -> Result<(), ConsumeError> {
-        let held = self.ledger.held();
-        if held + data.payload.encoded_len() as u64 > self.soft_limit {
+        let request = data.payload.encoded_len() as u64;
+        let reason = refusal(
+            self.ledger.held(),
+            request,
+            self.resident.bytes(),
+            self.soft_limit,
+        );
+        if let Some(reason) = reason {
             self.refused[data.payload.signal()].inc_by(data.payload.item_count() as u64);
             return Err(ConsumeError::Refused {
-                reason: format!(
-                    "data refused due to high memory usage ({held} bytes held, limit {})",
-                    self.soft_limit
-                ),
-                retry_after: Some(Duration::from_secs(1)),
+                reason,
+                retry_after: Some(retry_hint()),
             });
         }
         Ok(())
@@ -153,5 +237,34 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(limits(&pct, Some(1000 * MIB)), Some((800 * MIB, 600 * MIB)));
+    }
+
+    #[test]
+    fn resident_memory_past_the_soft_limit_shrinks_what_may_be_held() {
+        let soft = 100 * MIB;
+        assert_eq!(refusal(10 * MIB, MIB, 50 * MIB, soft), None);
+        let held = refusal(99 * MIB, 2 * MIB, 50 * MIB, soft).unwrap();
+        assert!(held.contains("bytes held"), "{held}");
+        // 10 MiB past the soft limit: 80 MiB may be held.
+        assert_eq!(refusal(70 * MIB, MIB, 110 * MIB, soft), None);
+        let resident = refusal(80 * MIB, MIB, 110 * MIB, soft).unwrap();
+        assert!(resident.contains("resident memory"), "{resident}");
+        // Far past it: nothing more while anything is held ...
+        assert!(refusal(MIB, MIB, 200 * MIB, soft).is_some());
+        // ... and nothing refused with nothing held: refusing could not bring memory down.
+        assert_eq!(refusal(0, MIB, 200 * MIB, soft), None);
+    }
+
+    #[test]
+    fn refused_clients_are_told_to_wait_one_to_two_seconds_spread() {
+        let hints: std::collections::BTreeSet<Duration> = (0..50).map(|_| retry_hint()).collect();
+        assert!(hints.len() > 10, "spread: {hints:?}");
+        assert!(hints.iter().all(|h| (1000..2000).contains(&h.as_millis())));
+    }
+
+    #[test]
+    fn reads_this_processs_resident_memory() {
+        let r = Resident::new();
+        assert!(r.bytes() > MIB, "{}", r.bytes());
     }
 }
