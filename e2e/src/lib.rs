@@ -223,6 +223,11 @@ pub fn route_kubeconfig_through(path: &Path, port: u16) -> Result<()> {
     Ok(())
 }
 
+/// The wall-clock time as RFC 3339 UTC, to line test output up with component logs.
+pub fn utc_now() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
 /// The API server's socket address, from the admin kubeconfig.
 pub async fn api_server_addr() -> Result<std::net::SocketAddr> {
     let config = kube::Config::infer().await?;

@@ -358,10 +358,6 @@ async fn invalid_config_is_reported_and_changes_nothing() -> Result<()> {
             json!({"exporters": {"debug": {}, "otlp": {"endpoint": "b:4317", "sending_queue": {"sizer": "bytes"}}}}),
         ),
         (
-            "sending_queue.storage",
-            json!({"exporters": {"debug": {}, "otlp": {"endpoint": "b:4317", "sending_queue": {"storage": "file_storage"}}}}),
-        ),
-        (
             "metadata_keys",
             json!({"processors": {"batch": {"metadata_keys": ["tenant"]}}}),
         ),
@@ -1540,7 +1536,8 @@ async fn pod_security_restricted_admits_otlp_and_names_the_policy_for_host_acces
 /// cuts: it keeps running (without leader election; a leader that cannot renew exits, as
 /// upstream's, and its Deployment restarts it), the collector it made keeps running, and once the
 /// API server is back it rolls out the change a user made meanwhile.
-#[tokio::test]
+// Two worker threads: the proxy forwards for the operator while this test waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_server_outage_pauses_the_operator_and_it_catches_up() -> Result<()> {
     let env = env().await?;
     let mut proxy = kotel_testkit::proxy::Proxy::start(kotel_e2e::api_server_addr().await?);
@@ -1557,6 +1554,7 @@ async fn an_api_server_outage_pauses_the_operator_and_it_catches_up() -> Result<
     let pods: Vec<String> = o.pods.iter().filter_map(|p| p.uid()).collect();
 
     proxy.cut().await;
+    println!("API outage begins at {}", kotel_e2e::utc_now());
     let outage = Duration::from_secs(
         std::env::var("E2E_API_OUTAGE_SECONDS")
             .ok()
@@ -1586,6 +1584,7 @@ async fn an_api_server_outage_pauses_the_operator_and_it_catches_up() -> Result<
 
     proxy.restore();
     let restored = Instant::now();
+    println!("API outage ends at {}", kotel_e2e::utc_now());
     wait_for(
         "the change made during the outage to roll out",
         READY_TIMEOUT,

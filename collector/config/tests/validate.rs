@@ -270,6 +270,43 @@ service:
     );
 }
 
+/// A persistent sending queue names its file_storage like filelog does; named and enabled, the
+/// config is valid.
+#[test]
+fn a_sending_queue_storage_must_name_an_enabled_file_storage() {
+    let yaml = r#"
+receivers:
+  otlp: {protocols: {grpc: {}}}
+exporters:
+  otlp:
+    endpoint: backend:4317
+    sending_queue: {storage: file_storage/queue}
+extensions:
+  file_storage/queue: {}
+service:
+  EXTENSIONS
+  pipelines:
+    traces: {receivers: [otlp], exporters: [otlp]}
+"#;
+    let errs = errors(&yaml.replace("EXTENSIONS", ""));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("exporters.otlp.sending_queue.storage:"),
+        "{errs:?}"
+    );
+    let config = Config::from_yaml(&yaml.replace("EXTENSIONS", "extensions: [file_storage/queue]"))
+        .expect("a persistent queue on an enabled file_storage is valid");
+    let ExporterConfig::Otlp(otlp) =
+        &config.exporters[&"otlp".parse::<kotel_config::ComponentId>().unwrap()]
+    else {
+        panic!("an otlp exporter");
+    };
+    assert_eq!(
+        otlp.sending_queue.storage.as_deref(),
+        Some("file_storage/queue")
+    );
+}
+
 #[test]
 fn several_files_merge_and_env_references_expand() {
     let base = "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: ${env:HOST}:${env:PORT:-4317}\nexporters:\n  debug: {}\n";
