@@ -99,22 +99,52 @@ async fn every_acked_span_arrives(sink: &Sink, acked: &[u32]) -> u32 {
     seen(sink).await.values().map(|c| c - 1).sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_spans_survive_sigkill_during_a_backend_outage() {
-    let (sink, sink_addr, _stop) = Sink::start().await;
+/// A collector with its queue on disk, its backend down, and the numbers of the requests it
+/// acknowledged.
+struct Outage {
+    sink: Sink,
+    _sink_stop: kotel_pipeline::Shutdown,
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    kotelcol: Process,
+    acked: Vec<u32>,
+}
+
+/// Starts the collector against a refusing backend and sends it `requests` requests.
+async fn acknowledged_during_an_outage(requests: u32) -> Outage {
+    let (sink, sink_addr, _sink_stop) = Sink::start().await;
     sink.refusing.store(true, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), sink_addr);
-
     let mut kotelcol = Process::spawn(&config, &[]);
     let addr = kotelcol.listening_addr();
     let mut client = TraceServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
-    let acked: Vec<u32> = (0..50).collect();
+    let acked: Vec<u32> = (0..requests).collect();
     for &n in &acked {
         client.export(request(n)).await.expect("accepted");
     }
+    Outage {
+        sink,
+        _sink_stop,
+        dir,
+        config,
+        kotelcol,
+        acked,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_spans_survive_sigkill_during_a_backend_outage() {
+    let Outage {
+        sink,
+        _sink_stop,
+        dir,
+        config,
+        kotelcol,
+        acked,
+    } = acknowledged_during_an_outage(50).await;
     // Retries against the down backend are under way.
     tokio::time::sleep(Duration::from_millis(300)).await;
     kotelcol.sigkill();
@@ -144,20 +174,14 @@ async fn acknowledged_spans_survive_sigkill_during_a_backend_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_an_outage_keeps_the_queue_for_the_next_start() {
-    let (sink, sink_addr, _stop) = Sink::start().await;
-    sink.refusing.store(true, Ordering::SeqCst);
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), sink_addr);
-
-    let mut kotelcol = Process::spawn(&config, &[]);
-    let addr = kotelcol.listening_addr();
-    let mut client = TraceServiceClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    let acked: Vec<u32> = (0..20).collect();
-    for &n in &acked {
-        client.export(request(n)).await.expect("accepted");
-    }
+    let Outage {
+        sink,
+        _sink_stop,
+        dir,
+        config,
+        kotelcol,
+        acked,
+    } = acknowledged_during_an_outage(20).await;
     // A rollout: the in-memory queue would give these up (counted); this one keeps them.
     let (exit, lines) = kotelcol.sigterm().await;
     assert!(exit.success(), "{lines:#?}");

@@ -222,10 +222,10 @@ struct Job {
     cost: u32,
 }
 
-/// A queued request: in memory, or on disk with only its header in memory.
+/// A queued request: in memory, or on disk (the queue it is in, and its header).
 enum Queued {
     Memory(Outgoing),
-    Disk(Stored),
+    Disk(Arc<DiskQueue>, Stored),
 }
 
 struct Queue {
@@ -310,11 +310,11 @@ impl QueuedExporter {
         counters.queue_capacity.set(capacity as i64);
         let (tx, rx) = mpsc::unbounded_channel();
         let room = Arc::new(Semaphore::new(capacity as usize));
-        let (disk, recovered) = match disk {
-            Some((d, r)) => (Some(Arc::new(d)), r),
-            None => (None, vec![]),
-        };
-        for stored in recovered {
+        let disk = disk.map(|(queue, recovered)| (Arc::new(queue), recovered));
+        let recovered = disk
+            .iter()
+            .flat_map(|(queue, stored)| stored.iter().map(move |s| (queue.clone(), *s)));
+        for (queue, stored) in recovered {
             // Over the capacity (queue_size lowered since): kept all the same, taking no room.
             let cost = cost_of(by_items, stored.items, capacity);
             let cost = match room.try_acquire_many(cost) {
@@ -325,10 +325,11 @@ impl QueuedExporter {
                 Err(_) => 0,
             };
             let _ = tx.send(Job {
-                request: Queued::Disk(stored),
+                request: Queued::Disk(queue, stored),
                 cost,
             });
         }
+        let disk = disk.map(|(queue, _)| queue);
         let exporter = Arc::new(Self {
             name,
             sender,
@@ -360,7 +361,7 @@ impl QueuedExporter {
     }
 
     async fn work(&self, rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, room: Arc<Semaphore>) {
-        let persistent = self.queue.as_ref().and_then(|q| q.disk.clone());
+        let persistent = self.queue.as_ref().is_some_and(|q| q.disk.is_some());
         loop {
             let job = {
                 let mut rx = rx.lock().await;
@@ -368,15 +369,16 @@ impl QueuedExporter {
                     biased;
                     job = rx.recv() => job,
                     // A persistent queue keeps the rest on disk for the next start.
-                    _ = self.stages.drain.cancelled(), if persistent.is_none() => rx.try_recv().ok(),
-                    _ = self.stages.drain.cancelled() => None,
+                    _ = self.stages.drain.cancelled() => {
+                        if persistent { None } else { rx.try_recv().ok() }
+                    }
                 }
             };
             let Some(job) = job else { break };
             room.add_permits(job.cost as usize);
             self.update_queue_gauge();
-            match (job.request, &persistent) {
-                (Queued::Memory(request), _) => {
+            match job.request {
+                Queued::Memory(request) => {
                     // Past the abort, this drops it at once: the rest of the queue goes too.
                     if let Err(Unsent::Stopped { reason, err }) =
                         self.send_with_retry(&request).await
@@ -385,8 +387,7 @@ impl QueuedExporter {
                     }
                     self.ledger.sub(request.body.len());
                 }
-                (Queued::Disk(stored), Some(disk)) => self.send_stored(disk, stored).await,
-                (Queued::Disk(_), None) => unreachable!("disk jobs come from a persistent queue"),
+                Queued::Disk(disk, stored) => self.send_stored(&disk, stored).await,
             }
         }
     }
@@ -581,10 +582,11 @@ impl Consumer for QueuedExporter {
             // On disk is delivered as far as the sender is concerned: when `data` (and its
             // acknowledgements) is dropped below, the receiver hears success.
             Some(disk) => {
-                let (d, r) = (disk.clone(), request.clone());
-                let put = tokio::task::spawn_blocking(move || d.put(r.signal, r.items, &r.body));
+                let (d, body) = (disk.clone(), request.body.clone());
+                let (signal, items) = (request.signal, request.items);
+                let put = tokio::task::spawn_blocking(move || d.put(signal, items, &body));
                 match put.await.expect("the write does not panic") {
-                    Ok(stored) => (Queued::Disk(stored), 0),
+                    Ok(stored) => (Queued::Disk(disk.clone(), stored), 0),
                     Err(e) => {
                         q.room.add_permits(cost as usize);
                         tracing::error!(exporter = %self.name, error = %e, dir = %disk.dir().display(),

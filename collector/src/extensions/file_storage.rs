@@ -73,5 +73,14 @@ mod tests {
         let got = dirs.component_dir("file_storage", kind, &fl).unwrap();
         assert!(got.ends_with("receiver_filelog_pods"), "{got:?}");
         assert_eq!(dirs.component_dir("file_storage/other", kind, &fl), None);
+        // The extension's fsync setting reaches the components that write there.
+        assert!(!dirs.fsync("file_storage"));
+        dirs.insert(
+            "file_storage/synced".parse().unwrap(),
+            tmp.path().into(),
+            true,
+        );
+        assert!(dirs.fsync("file_storage/synced"));
+        assert!(!dirs.fsync("file_storage/other"));
     }
 }
