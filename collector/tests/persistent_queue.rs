@@ -137,30 +137,24 @@ async fn acknowledged_during_an_outage(requests: u32) -> Outage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_spans_survive_sigkill_during_a_backend_outage() {
-    let Outage {
-        sink,
-        _sink_stop,
-        dir,
-        config,
-        kotelcol,
-        acked,
-    } = acknowledged_during_an_outage(50).await;
+    let o = acknowledged_during_an_outage(50).await;
+    let (sink, config, acked) = (&o.sink, &o.config, &o.acked);
     // Retries against the down backend are under way.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    kotelcol.sigkill();
-    assert!(seen(&sink).await.is_empty(), "the backend was down");
+    o.kotelcol.sigkill();
+    assert!(seen(sink).await.is_empty(), "the backend was down");
 
-    let mut kotelcol = Process::spawn(&config, &[]);
+    let mut kotelcol = Process::spawn(config, &[]);
     kotelcol.listening_addr();
     sink.refusing.store(false, Ordering::SeqCst);
-    let duplicates = every_acked_span_arrives(&sink, &acked).await;
+    let duplicates = every_acked_span_arrives(sink, acked).await;
     // Nothing reached a down backend, so nothing can arrive twice.
     assert_eq!(duplicates, 0);
     // Sent requests leave the disk.
     kotel_testkit::wait_until(
         "the queue directory to empty",
         kotel_testkit::LIVENESS,
-        || queued_files(dir.path()) == 0,
+        || queued_files(o.dir.path()) == 0,
     )
     .await;
     let (exit, lines) = kotelcol.sigterm().await;
@@ -174,27 +168,21 @@ async fn acknowledged_spans_survive_sigkill_during_a_backend_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_an_outage_keeps_the_queue_for_the_next_start() {
-    let Outage {
-        sink,
-        _sink_stop,
-        dir,
-        config,
-        kotelcol,
-        acked,
-    } = acknowledged_during_an_outage(20).await;
+    let o = acknowledged_during_an_outage(20).await;
+    let (sink, config, acked) = (&o.sink, &o.config, &o.acked);
     // A rollout: the in-memory queue would give these up (counted); this one keeps them.
-    let (exit, lines) = kotelcol.sigterm().await;
+    let (exit, lines) = o.kotelcol.sigterm().await;
     assert!(exit.success(), "{lines:#?}");
     assert!(
         !lines.iter().any(|l| l.contains("dropping data")),
         "{lines:#?}"
     );
-    assert_eq!(queued_files(dir.path()), acked.len());
+    assert_eq!(queued_files(o.dir.path()), acked.len());
 
-    let mut kotelcol = Process::spawn(&config, &[]);
+    let mut kotelcol = Process::spawn(config, &[]);
     kotelcol.listening_addr();
     sink.refusing.store(false, Ordering::SeqCst);
-    assert_eq!(every_acked_span_arrives(&sink, &acked).await, 0);
+    assert_eq!(every_acked_span_arrives(sink, acked).await, 0);
 }
 
 /// SIGKILL at moments that fall anywhere in receiving, writing, sending and removing: three
