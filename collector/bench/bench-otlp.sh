@@ -97,7 +97,7 @@ phase() {
         --seconds "$SECONDS_PER_PHASE" --concurrency "$CONCURRENCY" --items "$ITEMS")
   sleep 0.5   # let the last batch leave
   after=$(cpu_ticks)
-  items=$(sed -n 's/.*items=\([0-9]*\).*/\1/p' <<<"$out")
+  items=$(sed -n 's/.*sent items=\([0-9]*\).*/\1/p' <<<"$out")   # not refused_items=
   bytes=$(sed -n 's/.*bytes=\([0-9]*\).*/\1/p' <<<"$out")
   secs=$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' <<<"$out")
   awk -v w="$word" -v i="$items" -v b="$bytes" -v s="$secs" -v t0="$before" -v t1="$after" -v hz="$TCK" 'BEGIN {

@@ -141,7 +141,9 @@ overload() {
   start_collector
   echo "=== overload: $OVERLOAD_SENDERS closed-loop senders x $ITEMS spans against a backend answering after ${OVERLOAD_DELAY_MS} ms (2 consumers), ${OVERLOAD_SECONDS}s; memory_limiter limit 128 MiB"
   local idle; idle=$(rss_kib VmRSS)
-  ( while sleep 0.5; do metric kotelcol_held_bytes; echo; done > "$WORK/held" ) & HPID=$!
+  # Samples: seconds since start, held bytes, resident KiB.
+  local start=$SECONDS
+  ( while sleep 0.2; do echo "$(( SECONDS - start )) $(metric kotelcol_held_bytes) $(rss_kib VmRSS)"; done > "$WORK/held" ) & HPID=$!
   local out; out=$("$LOADGEN" send --endpoint "http://127.0.0.1:$IN" --signal traces \
       --seconds "$OVERLOAD_SECONDS" --concurrency "$OVERLOAD_SENDERS" --items "$ITEMS")
   local peak; peak=$(rss_kib VmHWM)
@@ -155,7 +157,8 @@ overload() {
   attempts=$(( acked + refused ))
   echo "  offered: $attempts spans in ${secs}s ($(awk -v a="$attempts" -v d="$delivered" -v s="$secs" 'BEGIN{printf "%.0f spans/s, %.1fx what was delivered", a/s, a/d}')); senders back off as told (RetryInfo), so this is what they were willing to send"
   report "$acked" "$refused" "$(tail -1 <<<"$out")" "$delivered" "$secs"
-  echo "  RSS: idle $(mib "$idle") MiB, peak $(mib "$peak") MiB (memory_limiter limit 128 MiB); held telemetry max $(sort -n "$WORK/held" | tail -1 | awk '{printf "%.1f", $1/1048576}') MiB"
+  echo "  RSS: idle $(mib "$idle") MiB, peak $(mib "$peak") MiB (memory_limiter limit 128 MiB); held telemetry max $(sort -k2 -n "$WORK/held" | tail -1 | awk '{printf "%.1f", $2/1048576}') MiB"
+  echo "  at the highest resident sample: $(sort -k3 -n "$WORK/held" | tail -1 | awk '{printf "%.1f MiB resident, %.1f MiB held, %d s in", $3/1024, $2/1048576, $1}')"
   echo "  kotelcol still running at the end: yes (it was stopped by SIGTERM after draining)"
 }
 

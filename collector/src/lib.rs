@@ -10,6 +10,7 @@ pub mod cli;
 pub mod exporters;
 pub mod extensions;
 pub mod logging;
+pub mod memory_pressure;
 pub mod net;
 pub mod processors;
 pub mod receivers;

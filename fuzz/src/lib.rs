@@ -28,6 +28,8 @@ pub const TARGETS: &[(&str, Target)] = &[
 /// The OTLP/HTTP receiver's body decoding: the first byte picks the signal, the content
 /// encoding (identity, gzip, zstd, deflate) and protobuf or JSON; the rest is the body, decoded
 /// under a 1 MiB limit as the server does (a decompression bomb must stop at the limit).
+/// An uncompressed protobuf body that decodes must also count to the same items without
+/// decoding (how a request refused before decoding is counted).
 pub fn otlp_http(data: &[u8]) {
     let Some((&head, body)) = data.split_first() else {
         return;
@@ -35,13 +37,23 @@ pub fn otlp_http(data: &[u8]) {
     let signal = Signal::ALL[usize::from(head % 3)];
     let encoding = ["", "gzip", "zstd", "deflate"][usize::from((head / 3) % 4)];
     let json = head >= 128;
-    let _ = kotelcol::receivers::otlp::http::decode_request(
+    let decoded = kotelcol::receivers::otlp::http::decode_request(
         signal,
         encoding,
         json,
         Bytes::copy_from_slice(body),
         1 << 20,
     );
+    if let Ok(payload) = decoded
+        && !json
+        && encoding.is_empty()
+    {
+        assert_eq!(
+            kotel_pipeline::wire::encoded_item_count(signal, body),
+            Some(payload.item_count()),
+            "items counted on the wire and decoded differ"
+        );
+    }
 }
 
 /// The container parser on lines: the first byte picks the format (auto, docker, cri-o,

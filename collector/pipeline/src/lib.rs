@@ -21,6 +21,7 @@ mod health;
 mod ledger;
 pub mod obsreport;
 pub mod payload;
+pub mod wire;
 
 pub use ack::{AckWait, Acks};
 pub use backoff::Backoff;
@@ -192,6 +193,14 @@ pub trait Consumer: Send + Sync + 'static {
     async fn consume(&self, data: Envelope) -> Result<(), ConsumeError> {
         self.offer(data).await.map_err(|r| r.error)
     }
+
+    /// Whether this stage would refuse any request now, asked by a receiver before it spends
+    /// memory decoding one (the memory limiter's refusals would otherwise cost the decoded form
+    /// of every refused request). Only a refusal that holds whatever the request's size belongs
+    /// here; a stage that passes data straight on answers for its next stage.
+    fn admit(&self) -> Result<(), ConsumeError> {
+        Ok(())
+    }
 }
 
 /// Data a stage did not accept, handed back with the reason.
@@ -250,6 +259,11 @@ impl Consumer for FanOut {
             first.get_or_insert(r);
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// Refused when any consumer refuses: the request would be refused as a whole.
+    fn admit(&self) -> Result<(), ConsumeError> {
+        self.consumers.iter().try_for_each(|c| c.admit())
     }
 }
 

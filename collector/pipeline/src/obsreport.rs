@@ -13,7 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::{BoxConsumer, Consumer, Envelope, PerSignal, Refusal, Signal};
+use crate::{BoxConsumer, ConsumeError, Consumer, Envelope, PerSignal, Refusal, Signal};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReceiverLabels {
@@ -244,5 +244,9 @@ impl Consumer for Observed {
         let r = self.inner.offer(data).await;
         self.count(signal, n, r.is_ok());
         r
+    }
+
+    fn admit(&self) -> Result<(), ConsumeError> {
+        self.inner.admit()
     }
 }

@@ -10,7 +10,12 @@
 //! enough to send full batches (refusing everything while anything is held would shrink batches
 //! to single requests and collapse delivery; measured in BENCHMARKS.md). Memory is released as
 //! exporters deliver, so refusals end by themselves; nothing is forced, and with nothing held
-//! nothing is refused (refusing could not free memory then). `limit_percentage` is taken of the cgroup memory limit (v2 `memory.max`, v1
+//! nothing is refused (refusing could not free memory then). While resident memory is past the
+//! soft limit the allocator is told to return freed memory at once ([`crate::memory_pressure`]),
+//! as Go's limiter forces a garbage collection there: otherwise the memory of a burst stays
+//! resident and keeps the budget small after the data is gone. Receivers ask
+//! [`Consumer::admit`] before decoding, so while nothing more may be held, requests are refused
+//! before their decoded form costs memory. `limit_percentage` is taken of the cgroup memory limit (v2 `memory.max`, v1
 //! `memory.limit_in_bytes`), else of the machine's memory. `check_interval` and the GC
 //! intervals are accepted for compatibility: the ledger is exact at every request, so there is
 //! nothing to poll.
@@ -23,6 +28,7 @@ use kotel_config::ComponentId;
 use kotel_config::processors::memory_limiter::MemoryLimiterConfig;
 use kotel_pipeline::{
     BoxConsumer, BuildContext, Built, ConsumeError, Consumer, Envelope, Ledger, PerSignal, Refusal,
+    Signal,
 };
 use prometheus_client::metrics::counter::Counter;
 
@@ -192,15 +198,20 @@ impl MemoryLimiter {
     }
 
     fn check(&self, data: &Envelope) -> Result<(), ConsumeError> {
-        let request = data.payload.encoded_len() as u64;
-        let reason = refusal(
-            self.ledger.held(),
-            request,
-            self.resident.bytes(),
-            self.soft_limit,
-        );
+        let counted = (data.payload.signal(), data.payload.item_count() as u64);
+        self.check_bytes(data.payload.encoded_len() as u64, Some(counted))
+    }
+
+    /// Refuses a request of `request` bytes if the limits say so, counting its items when known
+    /// (a receiver that asks before decoding counts what it refused itself).
+    fn check_bytes(&self, request: u64, items: Option<(Signal, u64)>) -> Result<(), ConsumeError> {
+        let resident = self.resident.bytes();
+        crate::memory_pressure::report(resident > self.soft_limit);
+        let reason = refusal(self.ledger.held(), request, resident, self.soft_limit);
         if let Some(reason) = reason {
-            self.refused[data.payload.signal()].inc_by(data.payload.item_count() as u64);
+            if let Some((signal, n)) = items {
+                self.refused[signal].inc_by(n);
+            }
             return Err(ConsumeError::Refused {
                 reason,
                 retry_after: Some(retry_hint()),
@@ -217,6 +228,11 @@ impl Consumer for MemoryLimiter {
             return Err(Refusal { error, data });
         }
         self.next.offer(data).await
+    }
+
+    /// Refuses before decoding when no request, however small, would pass now.
+    fn admit(&self) -> Result<(), ConsumeError> {
+        self.check_bytes(0, None)
     }
 }
 
@@ -253,6 +269,29 @@ mod tests {
         assert!(refusal(MIB, MIB, 200 * MIB, soft).is_some());
         // ... and nothing refused with nothing held: refusing could not bring memory down.
         assert_eq!(refusal(0, MIB, 200 * MIB, soft), None);
+    }
+
+    #[test]
+    fn admits_before_decoding_unless_nothing_more_may_be_held() {
+        let ledger = Ledger::default();
+        let cfg = MemoryLimiterConfig {
+            limit_mib: 1 << 20, // far above this process's resident memory
+            spike_limit_mib: 1,
+            ..Default::default()
+        };
+        let next: BoxConsumer = kotel_pipeline::CaptureSink::new();
+        let limiter = MemoryLimiter::build(
+            &"memory_limiter".parse().unwrap(),
+            &cfg,
+            next,
+            ledger.clone(),
+            PerSignal::default(),
+        )
+        .unwrap();
+        assert!(limiter.admit().is_ok());
+        ledger.add(limiter.soft_limit as usize + 1);
+        let refused = limiter.admit().unwrap_err();
+        assert!(refused.is_retryable(), "{refused}");
     }
 
     #[test]

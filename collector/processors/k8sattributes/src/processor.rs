@@ -241,6 +241,10 @@ impl Consumer for K8sAttributesProcessor {
         self.enricher.enrich(&mut data.payload, peer);
         self.next.offer(data).await
     }
+
+    fn admit(&self) -> Result<(), kotel_pipeline::ConsumeError> {
+        self.next.admit()
+    }
 }
 
 enum Task {

@@ -2,6 +2,9 @@
 //! collector's own connection loop (see [`crate::net`]).
 
 use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use http::Request;
 use hyper::body::Incoming;
@@ -18,9 +21,10 @@ use kotel_pipeline::proto::collector::trace::v1::ExportTraceServiceResponse;
 use kotel_pipeline::proto::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
+use kotel_pipeline::obsreport::ReceiverCounters;
 use kotel_pipeline::{
-    BoxConsumer, Envelope, ExportLogsServiceRequest, ExportMetricsServiceRequest,
-    ExportTraceServiceRequest, Payload, Shutdown,
+    BoxConsumer, ConsumeError, Envelope, ExportLogsServiceRequest, ExportMetricsServiceRequest,
+    ExportTraceServiceRequest, Payload, Shutdown, Signal, wire,
 };
 use tonic::codec::CompressionEncoding;
 
@@ -91,19 +95,34 @@ impl LogsService for Handler {
     }
 }
 
+/// The gRPC side of the receiver: the services, and what it needs to refuse a request before
+/// decoding it.
+pub struct GrpcServer {
+    routes: tonic::service::Routes,
+    consumers: SignalConsumers,
+    counters: ReceiverCounters,
+    max: usize,
+}
+
 /// The services for the signals that have pipelines; the others answer UNIMPLEMENTED.
-pub fn routes(cfg: &GrpcServerConfig, consumers: SignalConsumers) -> tonic::service::Routes {
+pub fn server(
+    cfg: &GrpcServerConfig,
+    consumers: SignalConsumers,
+    counters: ReceiverCounters,
+) -> GrpcServer {
     let max = cfg.max_recv_msg_size();
-    let handler = |c: BoxConsumer| Handler {
-        consumer: c,
-        include_metadata: cfg.include_metadata,
+    let handler = |c: &Option<BoxConsumer>| {
+        c.clone().map(|consumer| Handler {
+            consumer,
+            include_metadata: cfg.include_metadata,
+        })
     };
     let mut b = tonic::service::RoutesBuilder::default();
     macro_rules! add {
-        ($server:ident, $consumer:expr) => {
-            if let Some(c) = $consumer {
+        ($server:ident, $signal:expr) => {
+            if let Some(h) = handler(&consumers[$signal]) {
                 b.add_service(
-                    $server::new(handler(c))
+                    $server::new(h)
                         .max_decoding_message_size(max)
                         .accept_compressed(CompressionEncoding::Gzip)
                         .accept_compressed(CompressionEncoding::Zstd)
@@ -112,10 +131,80 @@ pub fn routes(cfg: &GrpcServerConfig, consumers: SignalConsumers) -> tonic::serv
             }
         };
     }
-    add!(TraceServiceServer, consumers.traces);
-    add!(MetricsServiceServer, consumers.metrics);
-    add!(LogsServiceServer, consumers.logs);
-    b.routes()
+    add!(TraceServiceServer, Signal::Traces);
+    add!(MetricsServiceServer, Signal::Metrics);
+    add!(LogsServiceServer, Signal::Logs);
+    GrpcServer {
+        routes: b.routes(),
+        consumers,
+        counters,
+        max,
+    }
+}
+
+/// The signal whose `Export` method `path` names.
+fn signal_of(path: &str) -> Option<Signal> {
+    use tonic::server::NamedService;
+    let service = path.strip_prefix('/')?.strip_suffix("/Export")?;
+    [
+        (TraceServiceServer::<Handler>::NAME, Signal::Traces),
+        (MetricsServiceServer::<Handler>::NAME, Signal::Metrics),
+        (LogsServiceServer::<Handler>::NAME, Signal::Logs),
+    ]
+    .into_iter()
+    .find_map(|(name, signal)| (name == service).then_some(signal))
+}
+
+impl GrpcServer {
+    async fn call(&self, req: Request<Incoming>) -> http::Response<tonic::body::Body> {
+        if let Some(signal) = signal_of(req.uri().path())
+            && let Some(consumer) = &self.consumers[signal]
+            && let Err(e) = consumer.admit()
+        {
+            return self.refuse(signal, req, &e).await;
+        }
+        call_routes(self.routes.clone(), req).await
+    }
+
+    /// Answers `error` without decoding the request: its message is read (it is in the
+    /// connection's buffers already) only to count the items refused, as decoding would have.
+    async fn refuse(
+        &self,
+        signal: Signal,
+        req: Request<Incoming>,
+        error: &ConsumeError,
+    ) -> http::Response<tonic::body::Body> {
+        let encoding = req
+            .headers()
+            .get("grpc-encoding")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let body = http_body_util::Limited::new(req.into_body(), self.max.saturating_add(5));
+        if let Ok(body) = http_body_util::BodyExt::collect(body).await
+            && let Some(n) = refused_items(signal, &body.to_bytes(), &encoding, self.max)
+        {
+            self.counters.refused[signal].inc_by(n as u64);
+        }
+        rpc_status::from_consume_error(error)
+            .0
+            .to_tonic()
+            .into_http()
+    }
+}
+
+/// The items of the first message of a gRPC request body (`encoding`: its `grpc-encoding`);
+/// `None` when it cannot be read (too large, corrupt), which decoding would have refused too.
+fn refused_items(signal: Signal, body: &Bytes, encoding: &str, max: usize) -> Option<usize> {
+    let (&compressed, rest) = body.split_first()?;
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let message = body.slice(5..5usize.checked_add(len).filter(|end| *end <= body.len())?);
+    let message = match compressed {
+        0 => message,
+        1 => super::http::decompress_with(encoding, message, max)?,
+        _ => return None,
+    };
+    wire::encoded_item_count(signal, &message)
 }
 
 /// A message over `max_recv_msg_size_mib` is RESOURCE_EXHAUSTED, as upstream's gRPC server
@@ -140,22 +229,55 @@ fn too_large_is_resource_exhausted<B>(mut resp: http::Response<B>) -> http::Resp
     resp
 }
 
+/// Serves the receiver until `shutdown`.
+pub async fn serve_receiver(listener: Listener, server: GrpcServer, shutdown: Shutdown) {
+    let server = Arc::new(server);
+    serve_with(
+        listener,
+        move |req| {
+            let server = server.clone();
+            async move { server.call(req).await }
+        },
+        shutdown,
+    )
+    .await;
+}
+
+/// Serves `routes` until `shutdown`: any gRPC services on the collector's connection loop (the
+/// tests' and the load generator's sinks).
 pub async fn serve(listener: Listener, routes: tonic::service::Routes, shutdown: Shutdown) {
+    serve_with(
+        listener,
+        move |req| call_routes(routes.clone(), req),
+        shutdown,
+    )
+    .await;
+}
+
+async fn call_routes(
+    mut routes: tonic::service::Routes,
+    req: Request<Incoming>,
+) -> http::Response<tonic::body::Body> {
+    use tower::Service;
+    match routes.call(req).await {
+        Ok(r) => too_large_is_resource_exhausted(r),
+        Err(never) => match never {},
+    }
+}
+
+async fn serve_with<F, Fut>(listener: Listener, call: F, shutdown: Shutdown)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<tonic::body::Body>> + Send + 'static,
+{
     net::serve(
         listener,
         move |peer| {
-            let routes = routes.clone();
+            let call = call.clone();
             hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(PeerAddr(peer));
-                let mut routes = routes.clone();
-                async move {
-                    use tower::Service;
-                    let resp = routes.call(req).await;
-                    Ok::<_, Infallible>(match resp {
-                        Ok(r) => too_large_is_resource_exhausted(r),
-                        Err(never) => match never {},
-                    })
-                }
+                let resp = call(req);
+                async move { Ok::<_, Infallible>(resp.await) }
             })
         },
         shutdown,

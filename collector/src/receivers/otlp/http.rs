@@ -17,7 +17,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use kotel_config::receivers::otlp::{CorsConfig, HttpServerConfig};
-use kotel_pipeline::{Envelope, Payload, Signal};
+use kotel_pipeline::{Envelope, Payload, Signal, wire};
 use prost::Message;
 
 use super::{context, json};
@@ -334,6 +334,16 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
             );
         }
     };
+    // Refused before decoding while the pipeline refuses every request (the memory limiter):
+    // the decoded form is memory it protects. Protobuf items are counted from the encoding;
+    // JSON has no cheap count, so it is decoded and refused by the pipeline as before.
+    if enc == Encoding::Proto
+        && let Err(e) = consumer.admit()
+        && let Some(n) = wire::encoded_item_count(signal, &body)
+    {
+        counters.refused[signal].inc_by(n as u64);
+        return refusal_reply(&e, enc);
+    }
     let decoded = match enc {
         Encoding::Proto => decode_proto(signal, &body),
         Encoding::Json => json::decode(signal, &body),
@@ -353,15 +363,7 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
     if payload.item_count() > 0 {
         let ctx = context(Some(peer), headers.as_ref());
         if let Err(e) = consumer.consume(Envelope::with_context(payload, ctx)).await {
-            let (status, code) = rpc_status::from_consume_error(&e);
-            let mut reply = status_reply(code, &status, enc);
-            if matches!(
-                code,
-                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-            ) {
-                reply.retry_after = status.retry_after().map(|d| d.as_secs().max(1));
-            }
-            return reply;
+            return refusal_reply(&e, enc);
         }
     }
     Reply {
@@ -374,6 +376,19 @@ async fn process(state: &HttpState, req: Request<Incoming>, peer: SocketAddr) ->
         content_type: enc.content_type(),
         retry_after: None,
     }
+}
+
+/// The answer to what the pipeline did not accept, with Retry-After where it may be retried.
+fn refusal_reply(e: &kotel_pipeline::ConsumeError, enc: Encoding) -> Reply {
+    let (status, code) = rpc_status::from_consume_error(e);
+    let mut reply = status_reply(code, &status, enc);
+    if matches!(
+        code,
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        reply.retry_after = status.retry_after().map(|d| d.as_secs().max(1));
+    }
+    reply
 }
 
 /// A body this much over the limit is still read (and discarded) so the client gets to read the
@@ -469,6 +484,15 @@ enum Decompress {
 
 /// Decompresses with the body limit applied to the output (a decompression bomb stops at
 /// `max + 1` bytes).
+/// `raw` decompressed as the `Content-Encoding` / `grpc-encoding` value `encoding` (lower case)
+/// says, within `max` bytes; `None` when that fails.
+pub(super) fn decompress_with(encoding: &str, raw: Bytes, max: usize) -> Option<Bytes> {
+    match codec_of(encoding) {
+        Codec::Identity | Codec::Unsupported => None,
+        codec => decompress(codec, raw, max).ok(),
+    }
+}
+
 fn decompress(codec: Codec, raw: Bytes, max: usize) -> Result<Bytes, Decompress> {
     let reader: Box<dyn Read + '_> = match codec {
         Codec::Identity | Codec::Unsupported => return Ok(raw),

@@ -60,7 +60,7 @@ pub struct Wiring {
 }
 
 pub struct OtlpReceiver {
-    grpc: Option<(Listener, tonic::service::Routes)>,
+    grpc: Option<(Listener, grpc::GrpcServer)>,
     http: Option<(Listener, Arc<http::HttpState>)>,
 }
 
@@ -82,8 +82,8 @@ impl OtlpReceiver {
                         source,
                     })?
                     .with_max_concurrent_streams(g.max_concurrent_streams);
-                let (consumers, _) = wiring.grpc;
-                Some((listener, grpc::routes(g, consumers)))
+                let (consumers, counters) = wiring.grpc;
+                Some((listener, grpc::server(g, consumers, counters)))
             }
         };
         let http = match &cfg.protocols.http {
@@ -122,7 +122,7 @@ impl OtlpReceiver {
     pub async fn run(self, shutdown: Shutdown) {
         let grpc = self
             .grpc
-            .map(|(listener, routes)| grpc::serve(listener, routes, shutdown.clone()));
+            .map(|(listener, server)| grpc::serve_receiver(listener, server, shutdown.clone()));
         let http = self.http.map(|(listener, state)| {
             net::serve_fn(
                 listener,
