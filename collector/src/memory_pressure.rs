@@ -5,8 +5,8 @@
 //! memory, would go on refusing for memory nothing uses (measured in BENCHMARKS.md). The Go
 //! collector's limiter forces a garbage collection past its soft limit; kotelcol's tells the
 //! allocator, through a hook the binary installs (it owns the global allocator), to return
-//! freed memory at once while resident memory is past a soft limit, and to go back to its
-//! cheaper default once it is not.
+//! freed memory while resident memory is past a soft limit, and to go back to its cheaper
+//! default once it is not.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,43 +14,41 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static HOOK: OnceLock<fn(bool)> = OnceLock::new();
 static UNDER_PRESSURE: AtomicBool = AtomicBool::new(false);
 
-/// Installs what to call when memory becomes short (`true`) and when it no longer is
-/// (`false`). The first hook stays.
+/// Installs what to call at each reading of resident memory past a soft limit (`true`) and
+/// once when a reading is back under it (`false`). The first hook stays.
 pub fn set_hook(hook: fn(bool)) {
     let _ = HOOK.set(hook);
 }
 
-/// Reports whether resident memory is past a soft limit now; the hook hears only changes.
+/// Reports a reading of resident memory: whether it is past a soft limit. The hook hears every
+/// reading past it (each may return memory) and the end of it once.
 pub(crate) fn report(under_pressure: bool) {
-    if UNDER_PRESSURE.load(Ordering::Relaxed) != under_pressure
-        && UNDER_PRESSURE.swap(under_pressure, Ordering::Relaxed) != under_pressure
+    let was = UNDER_PRESSURE.swap(under_pressure, Ordering::Relaxed);
+    if heard(was, under_pressure)
         && let Some(hook) = HOOK.get()
     {
         hook(under_pressure);
     }
 }
 
+/// Whether the hook hears a reading, given the one before.
+fn heard(was_under_pressure: bool, under_pressure: bool) -> bool {
+    under_pressure || was_under_pressure
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
-
-    static CALLS: AtomicUsize = AtomicUsize::new(0);
-    static LAST: AtomicBool = AtomicBool::new(false);
-
-    fn hook(short: bool) {
-        CALLS.fetch_add(1, Ordering::SeqCst);
-        LAST.store(short, Ordering::SeqCst);
-    }
 
     #[test]
-    fn the_hook_hears_each_change_once() {
-        set_hook(hook);
-        for short in [true, true, true, false, false, true] {
-            report(short);
-        }
-        assert_eq!(CALLS.load(Ordering::SeqCst), 3);
-        assert!(LAST.load(Ordering::SeqCst));
-        report(false);
+    fn the_hook_hears_every_reading_under_pressure_and_its_end_once() {
+        let readings = [false, false, true, true, false, false, true];
+        let mut was = false;
+        let heard: Vec<bool> = readings
+            .iter()
+            .filter(|&&now| heard(std::mem::replace(&mut was, now), now))
+            .copied()
+            .collect();
+        assert_eq!(heard, [true, true, false, true]);
     }
 }

@@ -54,10 +54,7 @@ fn metric_points(buf: &[u8]) -> Option<usize> {
 
 /// Calls `f` with the number and contents of every length-delimited field of one message, and
 /// checks the framing of the others.
-fn each_field<'a>(
-    mut buf: &'a [u8],
-    mut f: impl FnMut(u32, &'a [u8]) -> Option<()>,
-) -> Option<()> {
+fn each_field<'a>(mut buf: &'a [u8], mut f: impl FnMut(u32, &'a [u8]) -> Option<()>) -> Option<()> {
     while !buf.is_empty() {
         let (field, wire_type) = key(&mut buf)?;
         if wire_type == 2 {
@@ -192,9 +189,11 @@ mod tests {
 
     #[test]
     fn counts_data_points_of_every_metric_kind() {
-        let gauge = |n| Data::Gauge(Gauge {
-            data_points: vec![NumberDataPoint::default(); n],
-        });
+        let gauge = |n| {
+            Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint::default(); n],
+            })
+        };
         let metrics = |data: Vec<Data>| ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 scope_metrics: vec![ScopeMetrics {
@@ -279,7 +278,10 @@ mod tests {
             }
         }
         // A length past the end; an unterminated group; a stray end-group.
-        assert_eq!(encoded_item_count(Signal::Traces, &[0x0a, 0x05, 0x00]), None);
+        assert_eq!(
+            encoded_item_count(Signal::Traces, &[0x0a, 0x05, 0x00]),
+            None
+        );
         assert_eq!(encoded_item_count(Signal::Logs, &[0x1b]), None);
         assert_eq!(encoded_item_count(Signal::Logs, &[0x1c]), None);
         // An unknown group field is skipped, as decoding skips it.

@@ -79,7 +79,8 @@ impl Resident {
         }
     }
 
-    fn bytes(&self) -> u64 {
+    /// The latest reading, and whether it was taken by this call.
+    fn bytes(&self) -> (u64, bool) {
         let now = self.start.elapsed().as_millis() as u64;
         let last = self.read_at_ms.load(Ordering::Relaxed);
         // One request per interval reads /proc (a few microseconds); the rest use its figure.
@@ -91,8 +92,9 @@ impl Resident {
             && let Some(b) = resident_bytes()
         {
             self.bytes.store(b, Ordering::Relaxed);
+            return (b, true);
         }
-        self.bytes.load(Ordering::Relaxed)
+        (self.bytes.load(Ordering::Relaxed), false)
     }
 }
 
@@ -205,8 +207,10 @@ impl MemoryLimiter {
     /// Refuses a request of `request` bytes if the limits say so, counting its items when known
     /// (a receiver that asks before decoding counts what it refused itself).
     fn check_bytes(&self, request: u64, items: Option<(Signal, u64)>) -> Result<(), ConsumeError> {
-        let resident = self.resident.bytes();
-        crate::memory_pressure::report(resident > self.soft_limit);
+        let (resident, fresh) = self.resident.bytes();
+        if fresh {
+            crate::memory_pressure::report(resident > self.soft_limit);
+        }
         let reason = refusal(self.ledger.held(), request, resident, self.soft_limit);
         if let Some(reason) = reason {
             if let Some((signal, n)) = items {
@@ -304,6 +308,6 @@ mod tests {
     #[test]
     fn reads_this_processs_resident_memory() {
         let r = Resident::new();
-        assert!(r.bytes() > MIB, "{}", r.bytes());
+        assert!(r.bytes().0 > MIB, "{:?}", r.bytes());
     }
 }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::Request;
 use hyper::body::Incoming;
 use kotel_config::receivers::otlp::GrpcServerConfig;
+use kotel_pipeline::obsreport::ReceiverCounters;
 use kotel_pipeline::proto::collector::logs::v1::ExportLogsServiceResponse;
 use kotel_pipeline::proto::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
@@ -21,7 +22,6 @@ use kotel_pipeline::proto::collector::trace::v1::ExportTraceServiceResponse;
 use kotel_pipeline::proto::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
-use kotel_pipeline::obsreport::ReceiverCounters;
 use kotel_pipeline::{
     BoxConsumer, ConsumeError, Envelope, ExportLogsServiceRequest, ExportMetricsServiceRequest,
     ExportTraceServiceRequest, Payload, Shutdown, Signal, wire,
