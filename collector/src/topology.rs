@@ -14,12 +14,12 @@ use std::net::SocketAddr;
 use kotel_config::{ComponentId, Config, ExtensionConfig};
 use kotel_pipeline::obsreport::SelfMetrics;
 use kotel_pipeline::{
-    BoxConsumer, BuildContext, BuildError, Built, FanOut, Health, Ledger, PerSignal,
-    ReceiverOutputs, Stages, StorageDirs, TaskFuture,
+    Authenticators, BoxConsumer, BuildContext, BuildError, Built, FanOut, Health, Ledger,
+    PerSignal, ReceiverOutputs, Stages, StorageDirs, TaskFuture,
 };
 use prometheus_client::registry::Registry;
 
-use crate::extensions::file_storage;
+use crate::extensions::{self, file_storage};
 use crate::{exporters, processors, receivers};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,8 @@ pub enum TopologyError {
     Component(#[from] BuildError),
     #[error(transparent)]
     FileStorage(#[from] file_storage::FileStorageError),
+    #[error(transparent)]
+    Auth(#[from] extensions::auth::AuthError),
 }
 
 /// A component's long-running task.
@@ -60,6 +62,7 @@ impl Shared<'_> {
         id: &'a ComponentId,
         registry: &'a mut Registry,
         storage: &'a StorageDirs,
+        auth: &'a Authenticators,
     ) -> BuildContext<'a> {
         BuildContext {
             id,
@@ -69,6 +72,7 @@ impl Shared<'_> {
             ledger: self.ledger,
             stages: self.stages,
             storage,
+            auth,
         }
     }
 }
@@ -81,15 +85,19 @@ pub async fn build(
 ) -> Result<Topology, TopologyError> {
     let mut topo = Topology::default();
     let mut storage = StorageDirs::default();
+    let mut auth = Authenticators::default();
     for (id, ext) in config.active_extensions() {
         if let ExtensionConfig::FileStorage(fs) = ext {
             storage.insert(id.clone(), file_storage::resolve(id, fs)?, fs.fsync);
+        }
+        if let Some(a) = extensions::auth::build(id, ext)? {
+            auth.insert(id.clone(), a);
         }
     }
 
     let mut exporters: BTreeMap<&ComponentId, BoxConsumer> = BTreeMap::new();
     for (id, cfg) in config.active_exporters() {
-        let built = exporters::build(shared.context(id, registry, &storage), cfg)?;
+        let built = exporters::build(shared.context(id, registry, &storage, &auth), cfg)?;
         if let Some(c) = topo.add(id, built, Stage::Exporters) {
             exporters.insert(id, c);
         }
@@ -119,7 +127,8 @@ pub async fn build(
                 &mut spare
             };
             let built =
-                processors::build(shared.context(id, reg, &storage), cfg, next.clone()).await?;
+                processors::build(shared.context(id, reg, &storage, &auth), cfg, next.clone())
+                    .await?;
             let task = format!("{pid}/{id}");
             next = topo.add(task, built, Stage::Processors).unwrap_or(next);
         }
@@ -136,7 +145,8 @@ pub async fn build(
             (!fed.is_empty()).then(|| FanOut::boxed(fed))
         });
         let out = ReceiverOutputs::new(id.to_string(), fed, shared.telemetry.clone());
-        let built = receivers::build(shared.context(id, registry, &storage), cfg, out).await?;
+        let built =
+            receivers::build(shared.context(id, registry, &storage, &auth), cfg, out).await?;
         for (proto, addr) in &built.addresses {
             topo.addresses
                 .insert((id.to_string(), proto.clone()), *addr);

@@ -45,6 +45,8 @@ pub enum ExporterConfig {
 pub enum ExtensionConfig {
     HealthCheck(extensions::health_check::HealthCheckConfig),
     FileStorage(extensions::file_storage::FileStorageConfig),
+    BearerTokenAuth(extensions::auth::BearerTokenAuthConfig),
+    BasicAuth(extensions::auth::BasicAuthConfig),
 }
 
 /// (kind, canonical type, other accepted spellings, signals).
@@ -87,6 +89,8 @@ const CATALOGUE: &[(ComponentKind, &str, &[&str], &[Signal])] = &[
         &["filestorage"],
         &[],
     ),
+    (ComponentKind::Extension, "bearertokenauth", &[], &[]),
+    (ComponentKind::Extension, "basicauth", &[], &[]),
 ];
 
 pub(crate) fn catalogue() -> Vec<(ComponentKind, &'static str, &'static [Signal])> {
@@ -222,6 +226,12 @@ impl ExtensionConfig {
         match canonical(ComponentKind::Extension, ty) {
             Some("health_check") => Ok(Self::HealthCheck(typed(path, v)?)),
             Some("file_storage") => Ok(Self::FileStorage(typed(path, v)?)),
+            Some("bearertokenauth") => {
+                let c: extensions::auth::BearerTokenAuthConfig = typed(path, v)?;
+                c.validate(path)?;
+                Ok(Self::BearerTokenAuth(c))
+            }
+            Some("basicauth") => Ok(Self::BasicAuth(typed(path, v)?)),
             _ => Err(unknown(ComponentKind::Extension, path, ty)),
         }
     }
@@ -230,6 +240,8 @@ impl ExtensionConfig {
         match self {
             Self::HealthCheck(_) => "health_check",
             Self::FileStorage(_) => "file_storage",
+            Self::BearerTokenAuth(_) => "bearertokenauth",
+            Self::BasicAuth(_) => "basicauth",
         }
     }
 }

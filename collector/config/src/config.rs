@@ -344,6 +344,30 @@ impl Config {
                 check(format!("exporters.{id}.sending_queue.storage"), s);
             }
         }
+        // An exporter's `auth.authenticator` must name an enabled client authenticator.
+        for (id, e) in &self.exporters {
+            let auth = match e {
+                ExporterConfig::Otlp(o) => &o.auth,
+                ExporterConfig::OtlpHttp(o) => &o.auth,
+                ExporterConfig::Debug(_) => continue,
+            };
+            let Some(auth) = auth else { continue };
+            let name = &auth.authenticator;
+            let ok = name.parse::<ComponentId>().ok().is_some_and(|a| {
+                self.service.extensions.contains(&a)
+                    && matches!(
+                        self.extensions.get(&a),
+                        Some(ExtensionConfig::BearerTokenAuth(_) | ExtensionConfig::BasicAuth(_))
+                    )
+            });
+            if !ok {
+                errors.push(ConfigError::of(
+                    ErrorKind::Undefined,
+                    format!("exporters.{id}.auth.authenticator"),
+                    format!("{name:?} must be a bearertokenauth or basicauth extension listed in service.extensions"),
+                ));
+            }
+        }
         if errors.is_empty() {
             Ok(())
         } else {

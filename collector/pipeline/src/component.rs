@@ -15,6 +15,7 @@ use std::error::Error;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use kotel_config::{ComponentId, ComponentKind};
 use prometheus_client::registry::Registry;
@@ -39,6 +40,28 @@ pub struct ExporterStages {
     pub drain: Shutdown,
     /// The deadline passed: stop retrying, drop what is left (batch hand-offs too).
     pub abort: Shutdown,
+}
+
+/// What a client authenticator extension (`bearertokenauth`, `basicauth`) gives an exporter
+/// that names it in `auth.authenticator`: one header for each request, asked for when the
+/// request is sent (a token file may have been rotated since the last one).
+pub trait ClientAuth: Send + Sync + 'static {
+    fn header(&self) -> (http::HeaderName, http::HeaderValue);
+}
+
+/// The enabled client authenticator extensions, by id.
+#[derive(Clone, Default)]
+pub struct Authenticators(BTreeMap<ComponentId, Arc<dyn ClientAuth>>);
+
+impl Authenticators {
+    pub fn insert(&mut self, extension: ComponentId, auth: Arc<dyn ClientAuth>) {
+        self.0.insert(extension, auth);
+    }
+
+    /// The authenticator an `auth.authenticator` names (kotel-config has checked it exists).
+    pub fn get(&self, extension: &str) -> Option<Arc<dyn ClientAuth>> {
+        self.0.get(&extension.parse::<ComponentId>().ok()?).cloned()
+    }
 }
 
 /// The directories of the enabled `file_storage` extensions, and whether each asks for every
@@ -91,6 +114,7 @@ pub struct BuildContext<'a> {
     pub ledger: &'a Ledger,
     pub stages: &'a Stages,
     pub storage: &'a StorageDirs,
+    pub auth: &'a Authenticators,
 }
 
 impl BuildContext<'_> {

@@ -26,8 +26,8 @@ pub mod wire;
 pub use ack::{AckWait, Acks};
 pub use backoff::Backoff;
 pub use component::{
-    BuildContext, BuildError, Built, ExporterStages, ReceiverOutputs, Stages, StorageDirs,
-    TaskError, TaskFuture,
+    Authenticators, BuildContext, BuildError, Built, ClientAuth, ExporterStages, ReceiverOutputs,
+    Stages, StorageDirs, TaskError, TaskFuture,
 };
 pub use errors::{error_chain, with_sources};
 pub use health::{Failure, Health, HealthReporter};

@@ -48,6 +48,14 @@ pub struct SetupError {
     message: String,
 }
 
+/// The client authenticator an exporter's `auth` names (kotel-config checked that it is one).
+fn authenticator(
+    cx: &BuildContext<'_>,
+    auth: &Option<kotel_config::extensions::auth::AuthRef>,
+) -> Option<Arc<dyn kotel_pipeline::ClientAuth>> {
+    cx.auth.get(&auth.as_ref()?.authenticator)
+}
+
 /// Builds the exporter `cfg` describes: its protocol's [`Sender`] behind a [`QueuedExporter`],
 /// whose workers are the task.
 pub fn build(cx: BuildContext<'_>, cfg: &ExporterConfig) -> Result<Built, BuildError> {
@@ -59,7 +67,11 @@ pub fn build(cx: BuildContext<'_>, cfg: &ExporterConfig) -> Result<Built, BuildE
     };
     let (sender, policy, queue): (Arc<dyn Sender>, SendPolicy, _) = match cfg {
         ExporterConfig::Otlp(c) => (
-            Arc::new(otlp_grpc::OtlpGrpcSender::new(c).map_err(|e| setup(e.to_string()))?),
+            Arc::new(
+                otlp_grpc::OtlpGrpcSender::new(c)
+                    .map_err(|e| setup(e.to_string()))?
+                    .with_auth(authenticator(&cx, &c.auth)),
+            ),
             SendPolicy {
                 timeout: c.timeout,
                 retry: c.retry_on_failure.clone(),
@@ -67,7 +79,11 @@ pub fn build(cx: BuildContext<'_>, cfg: &ExporterConfig) -> Result<Built, BuildE
             c.sending_queue.clone(),
         ),
         ExporterConfig::OtlpHttp(c) => (
-            Arc::new(otlp_http::OtlpHttpSender::new(c).map_err(|e| setup(e.to_string()))?),
+            Arc::new(
+                otlp_http::OtlpHttpSender::new(c)
+                    .map_err(|e| setup(e.to_string()))?
+                    .with_auth(authenticator(&cx, &c.auth)),
+            ),
             SendPolicy {
                 timeout: c.timeout,
                 retry: c.retry_on_failure.clone(),

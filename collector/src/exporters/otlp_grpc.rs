@@ -4,10 +4,11 @@
 //! framed by a pass-through codec; gzip (default) or zstd compress the frame.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kotel_config::exporters::otlp::OtlpExporterConfig;
-use kotel_pipeline::{error_chain, with_sources};
+use kotel_pipeline::{ClientAuth, error_chain, with_sources};
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -40,6 +41,7 @@ pub struct OtlpGrpcSender {
         MetadataKey<tonic::metadata::Ascii>,
         MetadataValue<tonic::metadata::Ascii>,
     )>,
+    auth: Option<Arc<dyn ClientAuth>>,
 }
 
 impl OtlpGrpcSender {
@@ -122,7 +124,13 @@ impl OtlpGrpcSender {
             channel: endpoint.connect_lazy(),
             compression,
             headers,
+            auth: None,
         })
+    }
+
+    /// Adds the authenticator's header to every request (`auth.authenticator`).
+    pub fn with_auth(self, auth: Option<Arc<dyn ClientAuth>>) -> Self {
+        Self { auth, ..self }
     }
 }
 
@@ -166,6 +174,16 @@ impl Sender for OtlpGrpcSender {
         let mut call = tonic::Request::new(request.body.clone());
         for (k, v) in &self.headers {
             call.metadata_mut().insert(k.clone(), v.clone());
+        }
+        if let Some(auth) = &self.auth {
+            let (name, value) = auth.header();
+            // Header names are lower-case ASCII and values visible ASCII, as metadata needs.
+            if let (Ok(k), Ok(v)) = (
+                MetadataKey::from_bytes(name.as_str().as_bytes()),
+                MetadataValue::try_from(value.as_bytes()),
+            ) {
+                call.metadata_mut().insert(k, v);
+            }
         }
         match grpc.unary(call, path, RawCodec).await {
             Ok(response) => {

@@ -1,10 +1,11 @@
 //! `otlphttp` (`otlp_http`) exporter: OTLP/HTTP with protobuf (default) or JSON bodies.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use kotel_config::Signal as ConfigSignal;
 use kotel_config::exporters::otlphttp::OtlpHttpExporterConfig;
-use kotel_pipeline::{Payload, Signal};
+use kotel_pipeline::{ClientAuth, Payload, Signal};
 
 use super::codec::PartialSuccess;
 use super::{Outgoing, SendError, Sender};
@@ -31,6 +32,7 @@ pub struct OtlpHttpSender {
     json: bool,
     compression: Compression,
     headers: http::HeaderMap,
+    auth: Option<Arc<dyn ClientAuth>>,
 }
 
 #[derive(Clone, Copy)]
@@ -125,7 +127,13 @@ impl OtlpHttpSender {
                 _ => Compression::None,
             },
             headers,
+            auth: None,
         })
+    }
+
+    /// Adds the authenticator's header to every request (`auth.authenticator`).
+    pub fn with_auth(self, auth: Option<Arc<dyn ClientAuth>>) -> Self {
+        Self { auth, ..self }
     }
 }
 
@@ -181,6 +189,10 @@ impl Sender for OtlpHttpSender {
                 "application/x-protobuf"
             },
         );
+        if let Some(auth) = &self.auth {
+            let (name, value) = auth.header();
+            req = req.header(name, value);
+        }
         let payload = match self.compression {
             Compression::None => raw,
             Compression::Gzip => {

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::{Headers, QueueConfig, RetryConfig, TlsClientConfig, check_compression};
 use crate::duration;
 use crate::error::ConfigError;
+use crate::extensions::auth::AuthRef;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -26,6 +27,8 @@ pub struct OtlpExporterConfig {
     pub wait_for_ready: bool,
     /// HTTP/2 pings on the connection (upstream's `keepalive`); none when absent.
     pub keepalive: Option<KeepaliveConfig>,
+    /// A client authenticator extension's header on every request.
+    pub auth: Option<AuthRef>,
 }
 
 /// gRPC client keepalive, as upstream's `configgrpc.KeepaliveClientConfig`.
@@ -66,6 +69,7 @@ impl Default for OtlpExporterConfig {
             balancer_name: None,
             wait_for_ready: false,
             keepalive: None,
+            auth: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::{Headers, QueueConfig, RetryConfig, TlsClientConfig, check_compression};
 use crate::duration;
 use crate::error::ConfigError;
+use crate::extensions::auth::AuthRef;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,6 +31,8 @@ pub struct OtlpHttpExporterConfig {
     /// An HTTP proxy every request goes through (upstream's `proxy_url`); without it the
     /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` variables apply, as in Go.
     pub proxy_url: Option<String>,
+    /// A client authenticator extension's header on every request.
+    pub auth: Option<AuthRef>,
 }
 
 impl Default for OtlpHttpExporterConfig {
@@ -47,6 +50,7 @@ impl Default for OtlpHttpExporterConfig {
             retry_on_failure: RetryConfig::default(),
             sending_queue: QueueConfig::default(),
             proxy_url: None,
+            auth: None,
         }
     }
 }

@@ -1,4 +1,5 @@
 //! Extension configs.
 
+pub mod auth;
 pub mod file_storage;
 pub mod health_check;
