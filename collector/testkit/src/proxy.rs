@@ -1,6 +1,8 @@
 //! A cuttable TCP forwarder for outage tests.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
@@ -14,6 +16,9 @@ pub struct Proxy {
     pub port: u16,
     upstream: SocketAddr,
     running: Option<(CancellationToken, JoinHandle<()>)>,
+    /// Every connection accepted: when, and whether its upstream connect failed. What an outage
+    /// test prints when a client is slow to come back (did it reach the proxy at all?).
+    log: Arc<Mutex<Vec<(Instant, bool)>>>,
 }
 
 impl Proxy {
@@ -22,6 +27,7 @@ impl Proxy {
             port: 0,
             upstream,
             running: None,
+            log: Arc::default(),
         };
         p.restore();
         p
@@ -37,7 +43,7 @@ impl Proxy {
             .expect("the proxy's port is free again");
         let listener = socket.listen(64).unwrap();
         self.port = listener.local_addr().unwrap().port();
-        let (stop, upstream) = (CancellationToken::new(), self.upstream);
+        let (stop, upstream, log) = (CancellationToken::new(), self.upstream, self.log.clone());
         let task = tokio::spawn({
             let stop = stop.clone();
             async move {
@@ -50,8 +56,11 @@ impl Proxy {
                     let Ok((mut down, _)) = accepted else {
                         continue;
                     };
+                    let (log, at) = (log.clone(), Instant::now());
                     conns.spawn(async move {
-                        if let Ok(mut up) = TcpStream::connect(upstream).await {
+                        let up = TcpStream::connect(upstream).await;
+                        log.lock().unwrap().push((at, up.is_err()));
+                        if let Ok(mut up) = up {
                             let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
                         }
                     });
@@ -70,5 +79,17 @@ impl Proxy {
         let (stop, task) = self.running.take().expect("proxy is up");
         stop.cancel();
         task.await.unwrap();
+    }
+
+    /// The connections accepted since `t`, as offsets from it, each with whether its upstream
+    /// connect failed.
+    pub fn accepted_since(&self, t: Instant) -> Vec<(Duration, bool)> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at >= t)
+            .map(|(at, failed)| (*at - t, *failed))
+            .collect()
     }
 }
