@@ -1585,11 +1585,12 @@ async fn an_api_server_outage_pauses_the_operator_and_it_catches_up() -> Result<
     proxy.restore();
     let restored = Instant::now();
     println!("API outage ends at {}", kotel_e2e::utc_now());
-    // A liveness bound: the watches retry with client-go's backoff (up to a minute apart), and
-    // after a short outage their first reconnects have been seen to fail for about 100 s.
+    // A liveness bound: the watches retry with a backoff (up to a minute apart), and after a
+    // short outage their reconnects have been seen to fail for 48–331 s (issue 16, open: the
+    // proxy accepts each of them only when the client gives up on it).
     wait_for(
         "the change made during the outage to roll out",
-        Duration::from_secs(360),
+        Duration::from_secs(600),
         || async {
             let o = wait_ready(&env.client, &ns.name, name, env.nodes, Duration::ZERO).await?;
             let cm = o.pod_config_maps(name)[0].clone();
