@@ -7,6 +7,7 @@
 # Expects release builds of kotelcol and the loadgen example (collector/bench/run.sh makes them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. collector/bench/lib.sh
 
 BIN=${KOTELCOL:-target/release/kotelcol}
 LOADGEN=${LOADGEN:-target/release/examples/loadgen}
@@ -17,7 +18,6 @@ for f in "$BIN" "$LOADGEN"; do
   [ -x "$f" ] || { echo "missing $f: run 'cargo build --release -p kotelcol --bins --examples'"; exit 1; }
 done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 IN=$(free_port); OUT=$(free_port); METRICS=$(free_port)
 WORK=$(mktemp -d)
 cleanup() {
@@ -84,7 +84,6 @@ done
 
 TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$KPID/stat"; }
-status_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$KPID/status"; }
 
 sleep 1
 IDLE_KIB=$(status_kib VmRSS)

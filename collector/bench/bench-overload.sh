@@ -14,6 +14,7 @@
 # sink's received items, the collector's own counters (/metrics).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. collector/bench/lib.sh
 
 BIN=${KOTELCOL:-target/release/kotelcol}
 LOADGEN=${LOADGEN:-target/release/examples/loadgen}
@@ -27,7 +28,6 @@ for f in "$BIN" "$LOADGEN"; do
   [ -x "$f" ] || { echo "missing $f: run 'cargo build --release -p kotelcol --bins --examples'"; exit 1; }
 done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 WORK=$(mktemp -d)
 KPID= SPID= HPID=
 cleanup() {
@@ -107,7 +107,6 @@ declare -A TOTAL
 bank() { for m in "$@"; do TOTAL[$m]=$(( ${TOTAL[$m]:-0} + $(metric "$m") )); done; }
 COUNTERS=(otelcol_receiver_accepted_spans otelcol_receiver_refused_spans otelcol_exporter_sent_spans
           otelcol_exporter_send_failed_spans otelcol_exporter_enqueue_failed_spans)
-rss_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$KPID/status"; }
 mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
 
 # Waits until the collector holds nothing (queue and batch empty), at most $1 seconds.
@@ -140,13 +139,13 @@ overload() {
   start_sink "$OVERLOAD_DELAY_MS"
   start_collector
   echo "=== overload: $OVERLOAD_SENDERS closed-loop senders x $ITEMS spans against a backend answering after ${OVERLOAD_DELAY_MS} ms (2 consumers), ${OVERLOAD_SECONDS}s; memory_limiter limit 128 MiB"
-  local idle; idle=$(rss_kib VmRSS)
+  local idle; idle=$(status_kib VmRSS)
   # Samples: seconds since start, held bytes, resident KiB.
   local start=$SECONDS
-  ( while sleep 0.2; do echo "$(( SECONDS - start )) $(metric kotelcol_held_bytes) $(rss_kib VmRSS)"; done > "$WORK/held" ) & HPID=$!
+  ( while sleep 0.2; do echo "$(( SECONDS - start )) $(metric kotelcol_held_bytes) $(status_kib VmRSS)"; done > "$WORK/held" ) & HPID=$!
   local out; out=$("$LOADGEN" send --endpoint "http://127.0.0.1:$IN" --signal traces \
       --seconds "$OVERLOAD_SECONDS" --concurrency "$OVERLOAD_SENDERS" --items "$ITEMS")
-  local peak; peak=$(rss_kib VmHWM)
+  local peak; peak=$(status_kib VmHWM)
   kill "$HPID"; wait "$HPID" 2>/dev/null || true; HPID=
   drain 600
   bank "${COUNTERS[@]}"
@@ -175,7 +174,7 @@ outage() {
   local lpid=$! peak=0
   if [[ $restart == 1 ]]; then
     sleep $(( OUTAGE_SECONDS / 2 ))
-    peak=$(rss_kib VmHWM)
+    peak=$(status_kib VmHWM)
     bank "${COUNTERS[@]}"
     local queued; queued=$(metric otelcol_exporter_queue_size)
     stop_collector
@@ -191,7 +190,7 @@ outage() {
   local out; out=$(cat "$WORK/load.out")
   drain 600
   local drained; drained=$(date +%s.%N)
-  local p; p=$(rss_kib VmHWM); (( p > peak )) && peak=$p
+  local p; p=$(status_kib VmHWM); (( p > peak )) && peak=$p
   bank "${COUNTERS[@]}"
   stop_collector
   stop_sink; local delivered=$DELIVERED

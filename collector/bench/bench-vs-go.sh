@@ -16,6 +16,7 @@
 # (BENCH_SECONDS, BENCH_CONCURRENCY, BENCH_ITEMS_PER_REQUEST) and go-reference.sh.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+. collector/bench/lib.sh
 
 KBIN=${KOTELCOL:-target/release/kotelcol}
 LOADGEN=${LOADGEN:-target/release/examples/loadgen}
@@ -97,7 +98,6 @@ otlp_section() {
 }
 
 # --- 2. filelog -------------------------------------------------------------------------------
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Same layout and line format as the filelog crate's bench example: 4 pods, containerd lines of
 # exactly $2 bytes (newline included), each file different from its first byte.

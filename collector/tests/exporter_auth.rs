@@ -1,13 +1,12 @@
 //! `auth.authenticator` on the otlp and otlphttp exporters (issue 12): a `bearertokenauth` whose
 //! token is a file (read again when it is rotated) and a `basicauth` with `client_auth` put
-//! their header on every request, through the whole collector as configured; an exporter naming
-//! anything else is refused by the config.
+//! their header on every request, through the whole collector as configured (what an exporter
+//! may name is kotel-config's test, `collector/config/tests/validate.rs`).
 
 mod common;
 mod scripted;
 
 use common::{Collector, trace_request};
-use kotel_config::{Config, ErrorKind};
 use kotel_pipeline::proto::collector::trace::v1::trace_service_client::TraceServiceClient;
 use kotel_pipeline::proto::trace::v1::Span;
 use scripted::{Answer, Backend};
@@ -119,76 +118,4 @@ service:
         Some("Bearer token-2")
     );
     collector.stop().await;
-}
-
-#[test]
-fn an_exporter_may_name_only_an_enabled_client_authenticator() {
-    let config = |extensions: &str, enabled: &str, authenticator: &str| {
-        format!(
-            r#"
-extensions:
-{extensions}
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:0
-exporters:
-  otlp:
-    endpoint: 127.0.0.1:4317
-    auth:
-      authenticator: {authenticator}
-service:
-  extensions: [{enabled}]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      exporters: [otlp]
-"#
-        )
-    };
-    let ok = config(
-        "  bearertokenauth:\n    token: t",
-        "bearertokenauth",
-        "bearertokenauth",
-    );
-    Config::from_yaml(&ok).expect("a bearertokenauth in service.extensions");
-    for (what, yaml) in [
-        (
-            "not enabled",
-            config("  bearertokenauth:\n    token: t", "", "bearertokenauth"),
-        ),
-        (
-            "not defined",
-            config(
-                "  basicauth:\n    client_auth: {username: u}",
-                "basicauth",
-                "basicauth/other",
-            ),
-        ),
-        (
-            "not an authenticator",
-            config(
-                "  file_storage:\n    directory: /tmp",
-                "file_storage",
-                "file_storage",
-            ),
-        ),
-    ] {
-        let errors = Config::from_yaml(&yaml).expect_err(what);
-        let e = &errors.0[0];
-        assert_eq!(e.kind, ErrorKind::Undefined, "{what}: {e}");
-        assert!(
-            e.to_string().contains("exporters.otlp.auth.authenticator"),
-            "{what}: {e}"
-        );
-    }
-    // A bearertokenauth needs a token from somewhere.
-    let none = config(
-        "  bearertokenauth:\n    scheme: Bearer",
-        "bearertokenauth",
-        "bearertokenauth",
-    );
-    let e = Config::from_yaml(&none).expect_err("no token").to_string();
-    assert!(e.contains("no bearer token"), "{e}");
 }

@@ -208,7 +208,7 @@ impl Config {
             service: service.expect("service present when there are no errors"),
             deprecations,
         };
-        config.check_storage_refs()?;
+        config.check_extension_refs()?;
         Ok(config)
     }
 
@@ -308,64 +308,56 @@ impl Config {
             .and_then(|a| port_of(&a).ok())
     }
 
-    /// A filelog or queue `storage` must name an enabled `file_storage` extension.
-    fn check_storage_refs(&self) -> Result<(), ConfigErrors> {
+    /// Extensions components name must exist and be enabled, of the kind the reference needs:
+    /// a filelog or queue `storage` a `file_storage`, an exporter's `auth.authenticator` a
+    /// client authenticator.
+    fn check_extension_refs(&self) -> Result<(), ConfigErrors> {
         let mut errors = Vec::new();
-        let mut check = |path: String, storage: &str| {
-            let ok = storage.parse::<ComponentId>().ok().is_some_and(|id| {
-                self.service.extensions.contains(&id)
-                    && matches!(
-                        self.extensions.get(&id),
-                        Some(ExtensionConfig::FileStorage(_))
-                    )
+        let mut check = |path: String, name: &str, kind: &str, is: fn(&ExtensionConfig) -> bool| {
+            let ok = name.parse::<ComponentId>().ok().is_some_and(|id| {
+                self.service.extensions.contains(&id) && self.extensions.get(&id).is_some_and(is)
             });
             if !ok {
                 errors.push(ConfigError::of(
                     ErrorKind::Undefined,
                     path,
-                    format!("storage {storage:?} must be a file_storage extension listed in service.extensions"),
+                    format!("{name:?} must be a {kind} extension listed in service.extensions"),
                 ));
             }
+        };
+        let file_storage = |e: &ExtensionConfig| matches!(e, ExtensionConfig::FileStorage(_));
+        let authenticator = |e: &ExtensionConfig| {
+            matches!(
+                e,
+                ExtensionConfig::BearerTokenAuth(_) | ExtensionConfig::BasicAuth(_)
+            )
         };
         for (id, r) in &self.receivers {
             if let ReceiverConfig::Filelog(f) = r
                 && let Some(s) = &f.storage
             {
-                check(format!("receivers.{id}.storage"), s);
+                check(
+                    format!("receivers.{id}.storage"),
+                    s,
+                    "file_storage",
+                    file_storage,
+                );
             }
         }
         for (id, e) in &self.exporters {
-            let q = match e {
-                ExporterConfig::Otlp(o) => &o.sending_queue,
-                ExporterConfig::OtlpHttp(o) => &o.sending_queue,
+            let (queue, auth) = match e {
+                ExporterConfig::Otlp(o) => (&o.sending_queue, &o.auth),
+                ExporterConfig::OtlpHttp(o) => (&o.sending_queue, &o.auth),
                 ExporterConfig::Debug(_) => continue,
             };
-            if let Some(s) = &q.storage {
-                check(format!("exporters.{id}.sending_queue.storage"), s);
+            if let Some(s) = &queue.storage {
+                let path = format!("exporters.{id}.sending_queue.storage");
+                check(path, s, "file_storage", file_storage);
             }
-        }
-        // An exporter's `auth.authenticator` must name an enabled client authenticator.
-        for (id, e) in &self.exporters {
-            let auth = match e {
-                ExporterConfig::Otlp(o) => &o.auth,
-                ExporterConfig::OtlpHttp(o) => &o.auth,
-                ExporterConfig::Debug(_) => continue,
-            };
-            let Some(auth) = auth else { continue };
-            let name = &auth.authenticator;
-            let ok = name.parse::<ComponentId>().ok().is_some_and(|a| {
-                self.service.extensions.contains(&a)
-                    && matches!(
-                        self.extensions.get(&a),
-                        Some(ExtensionConfig::BearerTokenAuth(_) | ExtensionConfig::BasicAuth(_))
-                    )
-            });
-            if !ok {
-                errors.push(ConfigError::of(
-                    ErrorKind::Undefined,
-                    format!("exporters.{id}.auth.authenticator"),
-                    format!("{name:?} must be a bearertokenauth or basicauth extension listed in service.extensions"),
-                ));
+            if let Some(a) = auth {
+                let path = format!("exporters.{id}.auth.authenticator");
+                let kind = "bearertokenauth or basicauth";
+                check(path, &a.authenticator, kind, authenticator);
             }
         }
         if errors.is_empty() {

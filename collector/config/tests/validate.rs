@@ -308,6 +308,78 @@ service:
 }
 
 #[test]
+fn an_exporter_may_name_only_an_enabled_client_authenticator() {
+    let config = |extensions: &str, enabled: &str, authenticator: &str| {
+        format!(
+            r#"
+extensions:
+{extensions}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:4317
+    auth:
+      authenticator: {authenticator}
+service:
+  extensions: [{enabled}]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp]
+"#
+        )
+    };
+    let ok = config(
+        "  bearertokenauth:\n    token: t",
+        "bearertokenauth",
+        "bearertokenauth",
+    );
+    Config::from_yaml(&ok).expect("a bearertokenauth in service.extensions");
+    for (what, yaml) in [
+        (
+            "not enabled",
+            config("  bearertokenauth:\n    token: t", "", "bearertokenauth"),
+        ),
+        (
+            "not defined",
+            config(
+                "  basicauth:\n    client_auth: {username: u}",
+                "basicauth",
+                "basicauth/other",
+            ),
+        ),
+        (
+            "not an authenticator",
+            config(
+                "  file_storage:\n    directory: /tmp",
+                "file_storage",
+                "file_storage",
+            ),
+        ),
+    ] {
+        let errors = Config::from_yaml(&yaml).expect_err(what);
+        let e = &errors.0[0];
+        assert_eq!(e.kind, kotel_config::ErrorKind::Undefined, "{what}: {e}");
+        assert!(
+            e.to_string().contains("exporters.otlp.auth.authenticator"),
+            "{what}: {e}"
+        );
+    }
+    // A bearertokenauth needs a token from somewhere.
+    let none = config(
+        "  bearertokenauth:\n    scheme: Bearer",
+        "bearertokenauth",
+        "bearertokenauth",
+    );
+    let e = Config::from_yaml(&none).expect_err("no token").to_string();
+    assert!(e.contains("no bearer token"), "{e}");
+}
+
+#[test]
 fn several_files_merge_and_env_references_expand() {
     let base = "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: ${env:HOST}:${env:PORT:-4317}\nexporters:\n  debug: {}\n";
     let service = "service:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [debug]}\n";

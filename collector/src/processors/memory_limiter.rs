@@ -11,7 +11,7 @@
 //! to single requests and collapse delivery; measured in BENCHMARKS.md). Memory is released as
 //! exporters deliver, so refusals end by themselves; nothing is forced, and with nothing held
 //! nothing is refused (refusing could not free memory then). While resident memory is past the
-//! soft limit the allocator is told to return freed memory at once ([`crate::memory_pressure`]),
+//! soft limit the allocator is told to return freed memory promptly ([`crate::memory_pressure`]),
 //! as Go's limiter forces a garbage collection there: otherwise the memory of a burst stays
 //! resident and keeps the budget small after the data is gone. Receivers ask
 //! [`Consumer::admit`] before decoding, so while nothing more may be held, requests are refused
@@ -28,7 +28,6 @@ use kotel_config::ComponentId;
 use kotel_config::processors::memory_limiter::MemoryLimiterConfig;
 use kotel_pipeline::{
     BoxConsumer, BuildContext, Built, ConsumeError, Consumer, Envelope, Ledger, PerSignal, Refusal,
-    Signal,
 };
 use prometheus_client::metrics::counter::Counter;
 
@@ -199,29 +198,29 @@ impl MemoryLimiter {
         })
     }
 
+    /// Refuses `data` if the limits say so, counting its items (walked only when refused).
     fn check(&self, data: &Envelope) -> Result<(), ConsumeError> {
-        let counted = (data.payload.signal(), data.payload.item_count() as u64);
-        self.check_bytes(data.payload.encoded_len() as u64, Some(counted))
+        match self.refusal_now(data.payload.encoded_len() as u64) {
+            None => Ok(()),
+            Some(error) => {
+                self.refused[data.payload.signal()].inc_by(data.payload.item_count() as u64);
+                Err(error)
+            }
+        }
     }
 
-    /// Refuses a request of `request` bytes if the limits say so, counting its items when known
-    /// (a receiver that asks before decoding counts what it refused itself).
-    fn check_bytes(&self, request: u64, items: Option<(Signal, u64)>) -> Result<(), ConsumeError> {
+    /// The refusal a request of `request` bytes gets now, if any. A receiver that asks before
+    /// decoding (`request` 0) counts what it refused itself.
+    fn refusal_now(&self, request: u64) -> Option<ConsumeError> {
         let (resident, fresh) = self.resident.bytes();
         if fresh {
             crate::memory_pressure::report(resident > self.soft_limit);
         }
-        let reason = refusal(self.ledger.held(), request, resident, self.soft_limit);
-        if let Some(reason) = reason {
-            if let Some((signal, n)) = items {
-                self.refused[signal].inc_by(n);
-            }
-            return Err(ConsumeError::Refused {
-                reason,
-                retry_after: Some(retry_hint()),
-            });
-        }
-        Ok(())
+        let reason = refusal(self.ledger.held(), request, resident, self.soft_limit)?;
+        Some(ConsumeError::Refused {
+            reason,
+            retry_after: Some(retry_hint()),
+        })
     }
 }
 
@@ -236,7 +235,7 @@ impl Consumer for MemoryLimiter {
 
     /// Refuses before decoding when no request, however small, would pass now.
     fn admit(&self) -> Result<(), ConsumeError> {
-        self.check_bytes(0, None)
+        self.refusal_now(0).map_or(Ok(()), Err)
     }
 }
 

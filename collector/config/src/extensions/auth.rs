@@ -71,7 +71,7 @@ pub struct ClientAuthConfig {
 }
 
 /// An exporter's `auth`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthRef {
     /// The id of a `bearertokenauth` or `basicauth` extension listed in `service.extensions`.
