@@ -2,19 +2,20 @@
 //! (the memory limiter past its limits), gRPC and HTTP protobuf requests are refused without
 //! being decoded, with the same retryable answers, and their items are still counted as refused.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::LogsReceiver;
 use kotel_config::receivers::otlp::OtlpReceiverConfig;
-use kotel_pipeline::obsreport::{ReceiverCounters, SelfMetrics};
 use kotel_pipeline::proto::collector::trace::v1::trace_service_client::TraceServiceClient;
 use kotel_pipeline::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use kotel_pipeline::{
-    ConsumeError, Consumer, Envelope, ExportTraceServiceRequest, Refusal, Shutdown, Signal,
+    CaptureSink, ConsumeError, Consumer, Envelope, ExportTraceServiceRequest, Refusal, Signal,
 };
 use kotelcol::receivers::SignalConsumers;
-use kotelcol::receivers::otlp::{OtlpReceiver, Wiring};
 use kotelcol::rpc_status::Status;
 use prost::Message;
 
@@ -82,25 +83,12 @@ async fn a_refusing_pipeline_refuses_before_decoding_and_counts_the_items() {
         traces: Some(gate.clone() as Arc<dyn Consumer>),
         ..Default::default()
     };
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = SelfMetrics::register(&mut registry);
-    let (grpc, http): (ReceiverCounters, ReceiverCounters) = (
-        metrics.receiver("otlp", "grpc"),
-        metrics.receiver("otlp", "http"),
+    let receiver = LogsReceiver::with_consumers(&cfg, consumers, CaptureSink::new()).await;
+    let (addrs, grpc, http) = (
+        &receiver.addrs,
+        &receiver.counters["grpc"],
+        &receiver.counters["http"],
     );
-    let receiver = OtlpReceiver::build(
-        &"otlp".parse().unwrap(),
-        &cfg,
-        Wiring {
-            grpc: (consumers.clone(), grpc.clone()),
-            http: (consumers, http.clone()),
-        },
-    )
-    .await
-    .unwrap();
-    let addrs: std::collections::BTreeMap<_, _> = receiver.local_addrs().into_iter().collect();
-    let stop = Shutdown::new();
-    let run = tokio::spawn(receiver.run(stop.clone()));
 
     let mut client = TraceServiceClient::connect(format!("http://{}", addrs["grpc"]))
         .await
@@ -153,6 +141,5 @@ async fn a_refusing_pipeline_refuses_before_decoding_and_counts_the_items() {
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(gate.offered.load(Ordering::SeqCst), 4);
 
-    stop.cancel();
-    run.await.unwrap();
+    receiver.stop().await;
 }

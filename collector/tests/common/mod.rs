@@ -377,28 +377,43 @@ pub struct LogsReceiver {
     pub sink: Arc<kotel_pipeline::CaptureSink>,
     /// Listening address per protocol (`grpc`, `http`).
     pub addrs: std::collections::BTreeMap<&'static str, SocketAddr>,
+    /// The receiver's counters per transport (`grpc`, `http`).
+    pub counters:
+        std::collections::BTreeMap<&'static str, kotel_pipeline::obsreport::ReceiverCounters>,
     pub stop: Shutdown,
     pub run: tokio::task::JoinHandle<()>,
 }
 
 impl LogsReceiver {
     pub async fn start(cfg: &kotel_config::receivers::otlp::OtlpReceiverConfig) -> Self {
-        use kotelcol::receivers::SignalConsumers;
-        use kotelcol::receivers::otlp::{OtlpReceiver, Wiring};
         let sink = kotel_pipeline::CaptureSink::new();
-        let consumers = SignalConsumers {
+        let consumers = kotelcol::receivers::SignalConsumers {
             logs: Some(sink.clone() as Arc<dyn kotel_pipeline::Consumer>),
             ..Default::default()
         };
+        Self::with_consumers(cfg, consumers, sink).await
+    }
+
+    /// The receiver pushing to `consumers` instead (`sink` stays empty unless among them).
+    pub async fn with_consumers(
+        cfg: &kotel_config::receivers::otlp::OtlpReceiverConfig,
+        consumers: kotelcol::receivers::SignalConsumers,
+        sink: Arc<kotel_pipeline::CaptureSink>,
+    ) -> Self {
+        use kotelcol::receivers::otlp::{OtlpReceiver, Wiring};
         let mut registry = prometheus_client::registry::Registry::default();
         let metrics = kotel_pipeline::obsreport::SelfMetrics::register(&mut registry);
+        let counters = std::collections::BTreeMap::from([
+            ("grpc", metrics.receiver("otlp", "grpc")),
+            ("http", metrics.receiver("otlp", "http")),
+        ]);
         let id: kotel_config::ComponentId = "otlp".parse().unwrap();
         let receiver = OtlpReceiver::build(
             &id,
             cfg,
             Wiring {
-                grpc: (consumers.clone(), metrics.receiver("otlp", "grpc")),
-                http: (consumers, metrics.receiver("otlp", "http")),
+                grpc: (consumers.clone(), counters["grpc"].clone()),
+                http: (consumers, counters["http"].clone()),
             },
         )
         .await
@@ -409,6 +424,7 @@ impl LogsReceiver {
         Self {
             sink,
             addrs,
+            counters,
             stop,
             run,
         }
